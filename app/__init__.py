@@ -1,0 +1,132 @@
+"""Gridcase: offline-first case management for grid-based community safety work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, request, send_from_directory
+from werkzeug.routing import PathConverter
+
+from app.config import Config
+from app.database import normalise_database_url, reset_begin_mode, set_begin_mode
+from app.extensions import api, db, jwt, limiter, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+PWA_DIR = ROOT / "static" / "pwa"
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+class PwaPathConverter(PathConverter):
+    """Any path but the API's, so that a wrong method on an API route stays a 405, not a PWA 404."""
+
+    regex = r"(?!api/|open311/)[^/].*?"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: config, then extensions, blueprints, error handlers, commands (in that order)."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    app.config.from_object(Config)
+    app.config.from_prefixed_env("GRIDCASE")
+    if test_config:
+        app.config.update(test_config)
+    _resolve_config(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    register_request_hooks(app)
+    return app
+
+
+def _resolve_config(app: Flask) -> None:
+    cfg = app.config
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not cfg["DATABASE_URL"]:
+        cfg["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "gridcase.sqlite3")
+    cfg["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(cfg["DATABASE_URL"])
+    engine_options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+    else:
+        engine_options.setdefault("pool_pre_ping", True)
+        engine_options.setdefault("pool_size", 10)
+        engine_options.setdefault("max_overflow", 10)
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+    if not cfg["MEDIA_DIR"]:
+        cfg["MEDIA_DIR"] = os.path.join(app.instance_path, "media")
+
+    relaxed = app.debug or cfg.get("TESTING")
+    for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        if not cfg.get(key):
+            if not relaxed:
+                raise ConfigError(f"GRIDCASE_{key} must be set outside debug and testing")
+            cfg[key] = "dev-only-" + key.lower() + "-not-for-production-0123456789"
+    cfg.update(Config.jwt_settings(cfg))
+    cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or "memory://"
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True, render_as_batch=True)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "security": [{"bearerAuth": []}]})
+    from app import models  # noqa: F401  (every table, for Alembic)
+    from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.auth.routes import blp as auth_blp
+    from app.devices.routes import blp as devices_blp
+    from app.regions.routes import blp as regions_blp
+
+    for blp in (auth_blp, devices_blp, regions_blp):
+        api.register_blueprint(blp, url_prefix="/api/v1")
+
+    @app.get("/")
+    def pwa_index():
+        return send_from_directory(PWA_DIR, "index.html")
+
+    app.url_map.converters["pwapath"] = PwaPathConverter
+
+    @app.get("/<pwapath:filename>")
+    def pwa_file(filename: str):
+        return send_from_directory(PWA_DIR, filename)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from app.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.demo.commands import demo_cli
+    from app.regions.commands import regions_cli
+    from app.users.commands import users_cli
+
+    for group in (regions_cli, users_cli, demo_cli):
+        app.cli.add_command(group)
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _begin_mode():
+        # GETs never write: let SQLite run them beside the writer instead of queueing for the lock.
+        mode = "DEFERRED" if request.method in ("GET", "HEAD", "OPTIONS") else "IMMEDIATE"
+        request.environ["gridcase.begin_token"] = set_begin_mode(mode)
+
+    @app.teardown_request
+    def _reset_begin_mode(exc):
+        token = request.environ.pop("gridcase.begin_token", None)
+        if token is not None:
+            try:
+                reset_begin_mode(token)
+            except ValueError:  # created in another context (streamed responses)
+                pass

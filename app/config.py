@@ -1,0 +1,79 @@
+"""Configuration: typed defaults here, overridden by ``GRIDCASE_*`` environment variables.
+
+``GRIDCASE_DATABASE_URL`` becomes ``DATABASE_URL`` and so on (Flask's ``from_prefixed_env``, which parses
+numbers and booleans as JSON). Every limit carries a line saying why it is what it is.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class Config:
+    # Empty means "a SQLite file in the instance folder"; resolved in create_app().
+    DATABASE_URL = ""
+    SECRET_KEY = ""
+    JWT_SECRET_KEY = ""
+    # Empty means "<instance folder>/media".
+    MEDIA_DIR = ""
+    MEDIA_STORAGE = "local"  # or "s3"
+    S3_BUCKET = ""
+    S3_ENDPOINT_URL = ""
+    S3_REGION = ""
+    S3_ACCESS_KEY_ID = ""
+    S3_SECRET_ACCESS_KEY = ""
+    S3_PREFIX = ""
+
+    # Phones sync in the field over weak networks: a short access token limits what a stolen one is
+    # worth, a long refresh token lets a grid worker stay offline for weeks without logging in again.
+    ACCESS_TOKEN_MINUTES = 15
+    REFRESH_TOKEN_DAYS = 30
+
+    # Argon2id cost (RFC 9106 option 2); each stored hash keeps its own, so these only affect new hashes.
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_KIB = 64 * 1024
+
+    # Password guessing: a handful of tries per username and address, then wait.
+    LOGIN_RATE_LIMIT = "10 per minute"
+    # Storage for flask-limiter counters; memory:// is per process, use redis:// with several nodes.
+    RATELIMIT_STORAGE_URI = "memory://"
+
+    # A sync envelope of 500 ops with Chinese text is well under 2 MB; photos never travel in it.
+    SYNC_MAX_BYTES = 4 * 1024 * 1024
+    SYNC_MAX_OPS = 500
+    # Held ops waiting longer than this for their case are shown to reviewers as orphans.
+    HELD_ORPHAN_HOURS = 24
+    # Device clocks further off than this are flagged (both times are kept).
+    CLOCK_SKEW_FLAG_S = 300
+    # A location this far outside its micro-grid (beyond the GPS accuracy) is flagged.
+    OUTSIDE_TOLERANCE_M = 30.0
+    # A child polygon may stick out of its parent by this much: real boundary data has slivers.
+    REGION_CONTAINMENT_TOLERANCE_M = 5.0
+    # Case numbers: RA-2026-000123 (Rui'an); one prefix per deployment.
+    CASE_NUMBER_PREFIX = "RA"
+
+    # Whole requests (photos come through their own streaming routes with their own limits).
+    MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    # flask-smorest
+    API_TITLE = "Gridcase API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14/"
+
+    JSON_SORT_KEYS = False
+
+    @staticmethod
+    def jwt_settings(config) -> dict:
+        return {
+            "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=int(config["ACCESS_TOKEN_MINUTES"])),
+            "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=int(config["REFRESH_TOKEN_DAYS"])),
+            "JWT_TOKEN_LOCATION": ["headers"],
+            "JWT_ERROR_MESSAGE_KEY": "detail",
+        }

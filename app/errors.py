@@ -1,0 +1,226 @@
+"""Domain errors and the one problem-JSON shape (RFC 9457) every error leaves the server in.
+
+Services raise the exception classes below; views never build an error body by hand. Each error has a
+stable machine ``code``; its human ``detail`` comes from ``MESSAGES`` in the caller's language
+(zh-CN by default, English when the request's ``Accept-Language`` prefers it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, has_request_context, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://gridcase.example/problems/"
+
+# code -> (zh-CN, en). Placeholders are filled from the error's ``params``.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "bad_request": ("请求格式不正确。", "The request is malformed."),
+    "invalid_json": ("请求体不是有效的 JSON。", "The request body is not valid JSON."),
+    "validation_failed": ("提交的数据未通过校验。", "The submitted data did not pass validation."),
+    "unknown_field": ("不允许修改字段：{field}。", "Field may not be changed: {field}."),
+    "not_found": ("请求的资源不存在或不在您的权限范围内。", "The resource does not exist or is outside your scope."),
+    "method_not_allowed": ("该地址不支持此请求方法。", "This method is not allowed on this address."),
+    "payload_too_large": ("请求体超过允许的大小。", "The request body is larger than allowed."),
+    "too_many_ops": ("一次同步的操作过多（上限 {limit} 条）。", "Too many ops in one sync (limit {limit})."),
+    "unsupported_media_type": ("不支持的内容类型。", "Unsupported content type."),
+    "rate_limited": ("请求过于频繁，请稍后再试。", "Too many requests; try again later."),
+    "unauthorized": ("需要登录。", "Authentication is required."),
+    "token_missing": ("缺少访问令牌。", "The access token is missing."),
+    "token_invalid": ("令牌无效。", "The token is invalid."),
+    "token_expired": ("令牌已过期，请刷新或重新登录。", "The token has expired; refresh it or log in again."),
+    "token_revoked": ("令牌已被吊销，请重新登录。", "The token has been revoked; log in again."),
+    "token_wrong_type": ("令牌类型不正确。", "Wrong kind of token for this call."),
+    "refresh_reused": ("刷新令牌被重复使用，该设备已被吊销。", "A refresh token was reused; the device has been revoked."),
+    "invalid_credentials": ("用户名或密码错误。", "Wrong username or password."),
+    "user_disabled": ("该账号已停用。", "This account is disabled."),
+    "device_revoked": ("该设备已被吊销。", "This device has been revoked."),
+    "forbidden": ("您没有执行此操作的权限。", "You may not do this."),
+    "out_of_scope": ("对象不在您的管辖范围内。", "The object lies outside your scope."),
+    "conflict": ("与服务器上的当前数据冲突。", "Conflicts with the current data on the server."),
+    "no_micro_grid": ("该位置不在您辖区内的任何微网格中。", "No micro-grid in your scope holds this point."),
+    "region_import_failed": ("区域文件有错误，未导入任何内容。", "The region file has errors; nothing was imported."),
+    "username_taken": ("用户名已被占用。", "The username is taken."),
+    "internal_error": ("服务器内部错误，已记录。", "Internal server error; it has been logged."),
+    "service_unavailable": ("服务暂时不可用，请稍后重试。", "Service temporarily unavailable; retry later."),
+    "photo_empty": ("上传的照片文件为空。", "The uploaded photo file is empty."),
+    "photo_unsupported_format": ("不支持的照片格式，请上传 JPEG、PNG、WebP 或 HEIC 照片。",
+                                 "Unsupported photo format; upload a JPEG, PNG, WebP or HEIC photo."),
+    "photo_corrupt": ("照片文件已损坏或不完整，无法读取。", "The photo file is corrupt or incomplete and cannot be read."),
+    "photo_too_large_pixels": ("照片像素过多，超出允许的上限。", "The photo has more pixels than allowed."),
+}
+
+
+class DomainError(Exception):
+    """Base of every error a service raises; the handler turns it into problem JSON."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, code: str | None = None, *, status: int | None = None, errors: dict | None = None,
+                 detail: str | None = None, headers: dict | None = None, **params):
+        super().__init__(code or self.code)
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.errors = errors
+        self.detail = detail
+        self.headers = headers or {}
+        self.params = params
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_failed"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+
+
+def language() -> str:
+    """The caller's language: 'zh' unless the request prefers English."""
+    if not has_request_context():
+        return "zh"
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en", "en-US", "en-GB"], default="zh-CN")
+    return "en" if best.startswith("en") else "zh"
+
+
+def message(code: str, **params) -> str:
+    """The human text for ``code`` in the caller's language."""
+    zh, en = MESSAGES.get(code, MESSAGES["bad_request"])
+    text = en if language() == "en" else zh
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError):
+        return text
+
+
+def problem(status: int, code: str, *, detail: str | None = None, errors: dict | None = None,
+            headers: dict | None = None, **params):
+    """A problem-JSON response (RFC 9457) with our stable ``code``."""
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    body = {
+        "type": PROBLEM_BASE + code,
+        "title": HTTP_STATUS_CODES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail or message(code, **params),
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+# werkzeug's HTTP errors, mapped onto our codes.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def _flatten(messages, prefix=""):
+    """webargs nests messages by location and field; clients want dotted field paths."""
+    out = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                out.update(_flatten(value, path))
+            else:
+                out[path] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    elif isinstance(messages, list):
+        out[prefix or "_schema"] = [str(v) for v in messages]
+    return out
+
+
+def handle_http_exception(exc: HTTPException):
+    status = exc.code or 500
+    if status >= 500:
+        return handle_unexpected(exc)
+    code = _HTTP_CODES.get(status, "bad_request")
+    errors = None
+    data = getattr(exc, "data", None) or {}
+    if status == 422 and "messages" in data:
+        messages = data["messages"]
+        # webargs keys the messages by location ("json", "query"); a body field is named without it.
+        if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers"}:
+            merged = {}
+            for location, fields in messages.items():
+                merged.update(_flatten(fields, "" if location == "json" else location))
+            errors = merged
+        else:
+            errors = _flatten(messages)
+    elif status == 400 and isinstance(exc.description, str) and "JSON" in exc.description:
+        code = "invalid_json"
+    headers = {}
+    if status == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    if status == 429:
+        retry_after = getattr(exc, "retry_after", None)
+        headers["Retry-After"] = str(retry_after or 60)
+    return problem(status, code, errors=errors, headers=headers)
+
+
+def handle_domain_error(exc: DomainError):
+    return problem(exc.status, exc.code, detail=exc.detail, errors=exc.errors, headers=exc.headers,
+                   **exc.params)
+
+
+def handle_unexpected(exc: Exception):
+    from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the session may itself be what broke; the 500 must still go out
+        log.exception("rollback after an unexpected error failed")
+    log.exception("unexpected error", exc_info=exc)
+    if current_app.config.get("PROPAGATE_EXCEPTIONS_IN_TESTS"):
+        raise exc
+    return problem(500, "internal_error")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,6 @@
+"""Every table, imported in one place so Alembic and ``db.create_all`` see them all."""
+
+from app.auth.models import AuthSession  # noqa: F401
+from app.devices.models import Device  # noqa: F401
+from app.regions.models import Region  # noqa: F401
+from app.users.models import User  # noqa: F401

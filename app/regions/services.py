@@ -1,0 +1,376 @@
+"""Regions: importing boundary files, and finding which micro-grid holds a point.
+
+The point index is an STRtree over prepared micro-grid polygons, built once per process and rebuilt when
+the regions table changes (checked at most every ``INDEX_CHECK_S`` seconds, so several worker processes
+pick up an import without restarting).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping, shape
+from shapely.validation import explain_validity
+from sqlalchemy import func, select, update
+
+from app.database import utcnow
+from app.errors import DomainError
+from app.extensions import db
+from app.regions.models import LEVELS, Region, level_rank
+
+INDEX_CHECK_S = 10.0
+M_PER_DEG_LAT = 110_574.0
+M_PER_DEG_LON_EQUATOR = 111_320.0
+
+
+class RegionImportFailed(DomainError):
+    status = 422
+    code = "region_import_failed"
+
+    def __init__(self, problems: list[str]):
+        super().__init__(errors={"features": problems})
+        self.problems = problems
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+
+
+def to_local_metres(geom, lat0: float):
+    """The geometry in metres around latitude ``lat0`` (equirectangular; exact enough for a few km)."""
+    kx = M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat0))
+    return shapely.transform(geom, lambda xy: xy * np.array([kx, M_PER_DEG_LAT]))
+
+
+def distance_m(geom, lat: float, lon: float) -> float:
+    """Metres from (lat, lon) to the geometry (0 inside)."""
+    if shapely.intersects_xy(geom, lon, lat):
+        return 0.0
+    local = to_local_metres(geom, lat)
+    kx = M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat))
+    return float(shapely.distance(local, shapely.Point(lon * kx, lat * M_PER_DEG_LAT)))
+
+
+# ---------------------------------------------------------------------------------------------- import
+
+
+@dataclass
+class _Row:
+    index: int
+    code: str
+    name: str
+    level: str
+    parent: str | None
+    geom: object | None
+    geometry_json: str | None
+    codes: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"feature {self.index} ({self.code or '?'})"
+
+
+def _parse_features(doc) -> tuple[list[_Row], list[str]]:
+    problems: list[str] = []
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(
+            doc.get("features"), list):
+        return [], ["the file is not a GeoJSON FeatureCollection"]
+    rows: list[_Row] = []
+    seen: dict[str, int] = {}
+    for i, feature in enumerate(doc["features"]):
+        label = f"feature {i}"
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            problems.append(f"{label}: not a GeoJSON Feature")
+            continue
+        props = feature.get("properties") or {}
+        code, name, level, parent = (props.get(k) for k in ("code", "name", "level", "parent"))
+        if not isinstance(code, str) or not code.strip() or len(code) > 32:
+            problems.append(f"{label}: properties.code must be a string of 1-32 characters")
+            continue
+        label = f"feature {i} ({code})"
+        if code in seen:
+            problems.append(f"{label}: code appears twice in the file (also feature {seen[code]})")
+            continue
+        seen[code] = i
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            problems.append(f"{label}: properties.name must be a string of 1-100 characters")
+        if level not in LEVELS:
+            problems.append(f"{label}: properties.level must be one of {', '.join(LEVELS)}")
+            continue
+        if parent is not None and (not isinstance(parent, str) or not parent):
+            problems.append(f"{label}: properties.parent must be a region code or null")
+            continue
+        if parent == code:
+            problems.append(f"{label}: a region cannot be its own parent")
+            continue
+        geom = None
+        geometry_json = None
+        raw = feature.get("geometry")
+        if raw is not None:
+            try:
+                if raw.get("type") not in ("Polygon", "MultiPolygon"):
+                    raise ValueError(f"geometry type {raw.get('type')!r} is not Polygon or MultiPolygon")
+                geom = shape(raw)
+                if geom.is_empty:
+                    raise ValueError("empty geometry")
+            except (ValueError, TypeError, AttributeError, IndexError, KeyError,
+                    shapely.errors.GEOSException) as exc:
+                problems.append(f"{label}: invalid geometry: {exc}")
+                continue
+            minx, miny, maxx, maxy = geom.bounds
+            if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+                problems.append(f"{label}: coordinates outside WGS-84 longitude/latitude ranges")
+                continue
+            if not geom.is_valid:
+                problems.append(f"{label}: invalid polygon: {explain_validity(geom)}")
+                continue
+            geometry_json = json.dumps(mapping(geom), separators=(",", ":"))
+        rows.append(_Row(i, code, (name or "").strip(), level, parent, geom, geometry_json))
+    return rows, problems
+
+
+def import_regions(doc, *, tolerance_m: float = 5.0,
+                   progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
+    """Validate a FeatureCollection of regions completely, then create or update them in one transaction.
+
+    Parents may come later in the file or already be in the database. Raises RegionImportFailed listing
+    every problem (nothing is written then).
+    """
+    rows, problems = _parse_features(doc)
+    by_code = {row.code: row for row in rows}
+    wanted = {row.parent for row in rows if row.parent and row.parent not in by_code}
+    existing = {r.code: r for r in db.session.scalars(select(Region).where(Region.code.in_(wanted)))} \
+        if wanted else {}
+    current = {r.code: r for r in db.session.scalars(select(Region).where(Region.code.in_(list(by_code))))} \
+        if by_code else {}
+
+    def parent_of(code: str):
+        if code in by_code:
+            return by_code[code]
+        return existing.get(code)
+
+    for row in progress(rows):
+        if row.parent is None:
+            if row.level != "city":
+                problems.append(f"{row.label}: a {row.level} needs a parent")
+            continue
+        parent = parent_of(row.parent)
+        if parent is None:
+            problems.append(f"{row.label}: unknown parent {row.parent!r}")
+            continue
+        if level_rank(parent.level) >= level_rank(row.level):
+            problems.append(f"{row.label}: level out of order: a {row.level} cannot lie under "
+                            f"the {parent.level} {row.parent!r}")
+            continue
+        parent_geom = parent.geom if isinstance(parent, _Row) else (
+            shape(json.loads(parent.geometry)) if parent.geometry else None)
+        if row.geom is not None and parent_geom is not None:
+            lat0 = row.geom.centroid.y
+            child_m = to_local_metres(row.geom, lat0)
+            parent_m = to_local_metres(parent_geom, lat0)
+            outside = child_m.difference(parent_m.buffer(tolerance_m))
+            if not outside.is_empty and outside.area > 0.01:
+                problems.append(f"{row.label}: lies outside its parent {row.parent!r} by "
+                                f"{outside.area:.0f} m² (tolerance {tolerance_m:g} m)")
+
+    # Ancestor codes, following parents through the file and the database; detects cycles.
+    def resolve(row: _Row, trail: tuple = ()) -> dict | None:
+        if row.codes:
+            return row.codes
+        if row.code in trail:
+            return None
+        codes = {f"{level}_code": None for level in LEVELS}
+        if row.parent is not None:
+            parent = parent_of(row.parent)
+            if parent is None:
+                return None
+            if isinstance(parent, _Row):
+                parent_codes = resolve(parent, trail + (row.code,))
+                if parent_codes is None:
+                    return None
+            else:
+                parent_codes = parent.level_codes()
+            codes.update(parent_codes)
+        codes[f"{row.level}_code"] = row.code
+        row.codes = codes
+        return codes
+
+    if not problems:
+        for row in rows:
+            if resolve(row) is None:
+                problems.append(f"{row.label}: its chain of parents loops back on itself")
+    if problems:
+        db.session.rollback()
+        raise RegionImportFailed(problems)
+
+    created = updated = 0
+    now = utcnow()
+    moved: list[tuple[Region, dict]] = []
+    # Parents first, so foreign keys hold at every insert.
+    for row in sorted(rows, key=lambda r: level_rank(r.level)):
+        region = current.get(row.code)
+        if region is None:
+            region = Region(code=row.code)
+            db.session.add(region)
+            created += 1
+        else:
+            updated += 1
+            if region.level != row.level:
+                db.session.rollback()
+                raise RegionImportFailed([f"{row.label}: level cannot change from {region.level} to "
+                                          f"{row.level} on re-import"])
+            old_codes = region.level_codes()
+            if old_codes != row.codes:
+                moved.append((region, old_codes))
+        region.name = row.name
+        region.level = row.level
+        region.parent_code = row.parent
+        for key, value in row.codes.items():
+            setattr(region, key, value)
+        region.geometry = row.geometry_json
+        if row.geom is not None:
+            region.min_lon, region.min_lat, region.max_lon, region.max_lat = row.geom.bounds
+        else:
+            region.min_lon = region.min_lat = region.max_lon = region.max_lat = None
+        region.updated_at = now
+        db.session.flush()
+    for region, _old in moved:
+        propagate_move(region)
+    db.session.commit()
+    invalidate_index()
+    return {"created": created, "updated": updated, "moved": len(moved)}
+
+
+def propagate_move(region: Region) -> None:
+    """A region moved under another parent: its descendants (and their cases) follow."""
+    from app.regions.hooks import region_moved_hooks
+
+    above = LEVELS[: level_rank(region.level)]
+    values = {f"{level}_code": getattr(region, f"{level}_code") for level in above}
+    key = getattr(Region, f"{region.level}_code")
+    db.session.execute(update(Region).where(key == region.code).values(**values)
+                       .execution_options(synchronize_session=False))
+    for hook in region_moved_hooks:
+        hook(region, values)
+
+
+# ---------------------------------------------------------------------------------------------- lookup
+
+
+class MicroGridIndex:
+    """An STRtree over the micro-grid polygons, for "which micro-grid holds this point?"."""
+
+    def __init__(self, codes: list[str], geoms: list):
+        self.codes = codes
+        self.geoms = np.array(geoms, dtype=object)
+        shapely.prepare(self.geoms)
+        self.tree = shapely.STRtree(self.geoms)
+        self.by_code = dict(zip(codes, geoms))
+
+    def locate(self, lat: float, lon: float) -> str | None:
+        """The code of the micro-grid holding the point; on a shared edge, the smallest code."""
+        hits = self.tree.query(shapely.Point(lon, lat), predicate="intersects")
+        if len(hits) == 0:
+            return None
+        if len(hits) == 1:
+            return self.codes[hits[0]]
+        return min(self.codes[i] for i in hits)
+
+    def locate_many(self, lats, lons) -> list[str | None]:
+        points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
+        point_idx, geom_idx = self.tree.query(points, predicate="intersects")
+        out: list[str | None] = [None] * len(points)
+        for p, g in zip(point_idx.tolist(), geom_idx.tolist()):
+            code = self.codes[g]
+            if out[p] is None or code < out[p]:
+                out[p] = code
+        return out
+
+    def nearest(self, lat: float, lon: float, max_m: float) -> str | None:
+        """The closest micro-grid within ``max_m`` metres of the point, if any."""
+        max_deg = max_m / (M_PER_DEG_LON_EQUATOR * max(math.cos(math.radians(lat)), 0.01))
+        hits = self.tree.query(shapely.Point(lon, lat), predicate="dwithin", distance=max_deg)
+        best = None
+        for i in hits:
+            d = distance_m(self.geoms[i], lat, lon)
+            if d <= max_m and (best is None or d < best[0]):
+                best = (d, self.codes[i])
+        return best[1] if best else None
+
+    def distance_m(self, code: str, lat: float, lon: float) -> float | None:
+        geom = self.by_code.get(code)
+        return None if geom is None else distance_m(geom, lat, lon)
+
+
+_lock = threading.Lock()
+_index: MicroGridIndex | None = None
+_index_stamp: tuple | None = None
+_index_checked = 0.0
+
+
+def _stamp() -> tuple:
+    row = db.session.execute(
+        select(func.count(Region.code), func.max(Region.updated_at)).where(Region.level == "micro_grid")
+    ).one()
+    return (row[0], str(row[1]))
+
+
+def invalidate_index() -> None:
+    global _index, _index_stamp, _index_checked
+    with _lock:
+        _index, _index_stamp, _index_checked = None, None, 0.0
+
+
+def micro_grid_index() -> MicroGridIndex:
+    """The process's index, rebuilt if the micro-grids changed since it was built."""
+    global _index, _index_stamp, _index_checked
+    now = time.monotonic()
+    with _lock:
+        if _index is not None and now - _index_checked < INDEX_CHECK_S:
+            return _index
+    stamp = _stamp()
+    with _lock:
+        if _index is not None and stamp == _index_stamp:
+            _index_checked = now
+            return _index
+    rows = db.session.execute(
+        select(Region.code, Region.geometry).where(Region.level == "micro_grid", Region.geometry.is_not(None))
+        .order_by(Region.code)
+    ).all()
+    index = MicroGridIndex([r.code for r in rows], [shape(json.loads(r.geometry)) for r in rows])
+    with _lock:
+        _index, _index_stamp, _index_checked = index, stamp, now
+    return index
+
+
+def locate(lat: float, lon: float) -> Region | None:
+    """The micro-grid region holding (lat, lon), or None."""
+    code = micro_grid_index().locate(lat, lon)
+    return db.session.get(Region, code) if code else None
+
+
+def subtree(root: Region, level: str | None = None) -> list[Region]:
+    stmt = select(Region).where(getattr(Region, f"{root.level}_code") == root.code)
+    if level:
+        stmt = stmt.where(Region.level == level)
+    return list(db.session.scalars(stmt.order_by(Region.code)))
+
+
+def children(region: Region) -> list[Region]:
+    return list(db.session.scalars(select(Region).where(Region.parent_code == region.code)
+                                   .order_by(Region.code)))
+
+
+def feature_collection(regions: list[Region]) -> dict:
+    """GeoJSON of the regions (geometry as stored)."""
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": r.code,
+         "properties": {"code": r.code, "name": r.name, "level": r.level, "parent": r.parent_code},
+         "geometry": json.loads(r.geometry) if r.geometry else None}
+        for r in regions]}
