@@ -44,6 +44,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_micro_grid": ("该位置不在您辖区内的任何微网格中。", "No micro-grid in your scope holds this point."),
     "region_import_failed": ("区域文件有错误，未导入任何内容。", "The region file has errors; nothing was imported."),
     "username_taken": ("用户名已被占用。", "The username is taken."),
+    "op_id_reused": ("该 op_id 已用于另一内容不同的操作。", "This op_id was already used for a different op."),
+    "unknown_op_type": ("未知的操作类型。", "Unknown op type."),
+    "unknown_category": ("未知的事件类别。", "Unknown category."),
+    "case_exists": ("该编号的事件已存在。", "A case with this id exists already."),
+    "base_version_ahead": ("基准版本高于服务器上的版本。", "The base version is ahead of the server's."),
+    "transition_not_allowed": ("当前状态下不能执行该操作。", "This action is not possible in the case's state."),
+    "device_mismatch": ("设备编号与登录令牌不一致。", "The device id does not match the token's device."),
+    "invalid_cursor": ("同步游标无效。", "The sync cursor is not valid."),
+    "conflict_resolved": ("该冲突已处理。", "This conflict has been resolved already."),
+    "state_conflict_needs_transition": ("状态冲突需通过流转操作处理。", "A state conflict is settled with a transition."),
+    "busy": ("服务器繁忙，请稍后重发。", "The server is busy; send it again later."),
+    "server_error": ("服务器处理出错，请稍后重发。", "The server failed on this op; send it again later."),
     "internal_error": ("服务器内部错误，已记录。", "Internal server error; it has been logged."),
     "service_unavailable": ("服务暂时不可用，请稍后重试。", "Service temporarily unavailable; retry later."),
     "photo_empty": ("上传的照片文件为空。", "The uploaded photo file is empty."),
@@ -174,13 +186,23 @@ def _flatten(messages, prefix=""):
     return out
 
 
+def _non_json_body(messages) -> bool:
+    """Whether a body the schema expected as JSON came with another content type."""
+    return (has_request_context() and isinstance(messages, dict) and "json" in messages
+            and bool(request.mimetype) and not request.is_json)
+
+
 def handle_http_exception(exc: HTTPException):
     status = exc.code or 500
-    if status >= 500:
+    if status >= 500 and status not in _HTTP_CODES:
         return handle_unexpected(exc)
     code = _HTTP_CODES.get(status, "bad_request")
     errors = None
     data = getattr(exc, "data", None) or {}
+    if status == 422 and "messages" in data and _non_json_body(data["messages"]):
+        # webargs reads a JSON body only when it is labelled JSON; a form or text body would otherwise be
+        # answered with "missing field" for every field.
+        return problem(415, "unsupported_media_type")
     if status == 422 and "messages" in data:
         messages = data["messages"]
         # webargs keys the messages by location ("json", "query"); a body field is named without it.
@@ -191,7 +213,8 @@ def handle_http_exception(exc: HTTPException):
             errors = merged
         else:
             errors = _flatten(messages)
-    elif status == 400 and isinstance(exc.description, str) and "JSON" in exc.description:
+    elif status == 400 and (isinstance(getattr(exc, "exc", None), ValueError)  # webargs: bad JSON or UTF-8
+                            or isinstance(exc.description, str) and "JSON" in exc.description):
         code = "invalid_json"
     headers = {}
     if status == 405 and getattr(exc, "valid_methods", None):

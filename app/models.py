@@ -1,6 +1,11 @@
 """Every table, imported in one place so Alembic and ``db.create_all`` see them all."""
 
 from app.auth.models import AuthSession  # noqa: F401
+from app.cases.models import (  # noqa: F401
+    Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, Category, Conflict, Counter,
+)
 from app.devices.models import Device  # noqa: F401
+from app.media.models import Photo  # noqa: F401
 from app.regions.models import Region  # noqa: F401
+from app.sync.models import HeldOp, OpLog  # noqa: F401
 from app.users.models import User  # noqa: F401

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, false, true
+from sqlalchemy import Select, false, or_, true
 
 from app.errors import NotFound
 
@@ -74,12 +74,13 @@ def require_user_visible(target: User | None, actor: User) -> User:
 
 
 def case_criterion(model, user: User):
-    """Cases the user may see: volunteers their own reports, others their region's subtree."""
+    """Cases the user may see: volunteers their own reports, others their region's subtree and what was
+    assigned to them."""
     if user.role == "admin":
         return true()
     if user.role == "volunteer":
         return model.reporter_id == user.id
-    return subtree_criterion(model, user.region)
+    return or_(subtree_criterion(model, user.region), model.assignee_id == user.id)
 
 
 def scoped_cases(stmt: Select, user: User, model=None) -> Select:
@@ -95,7 +96,7 @@ def case_visible(case, user: User) -> bool:
         return True
     if user.role == "volunteer":
         return case.reporter_id == user.id
-    return getattr(case, f"{user.region.level}_code") == user.region_code
+    return getattr(case, f"{user.region.level}_code") == user.region_code or case.assignee_id == user.id
 
 
 def require_case_visible(case, user: User):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from flask import current_app
@@ -25,7 +26,7 @@ def import_command(file):
     total = len(doc.get("features", [])) if isinstance(doc, dict) and isinstance(doc.get("features"), list) else 0
 
     def progress(rows):
-        with click.progressbar(rows, length=total, label="检查 checking", file=click.get_text_stream("stderr"),
+        with click.progressbar(rows, length=total, label="检查 checking", file=sys.stderr,
                                show_pos=True) as bar:
             yield from bar
 

@@ -1,0 +1,214 @@
+"""Cases and their append-only event log; notes, photo links, conflicts, categories."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import UTCDateTime, utcnow
+from app.extensions import db
+
+RISK_LEVELS = ("red", "yellow", "blue")
+RISK_NAMES_ZH = {"red": "红", "yellow": "黄", "blue": "蓝"}
+HANDLING_LEVELS = ("grid", "village", "township", "city")
+STATES = ("reported", "accepted", "assigned", "in_progress", "resolved", "closed", "returned", "rejected",
+          "merged")
+OPEN_STATES = ("reported", "accepted", "assigned", "in_progress", "resolved", "returned")
+PHOTO_ROLES = ("evidence", "rectification")
+# Fields a case.update may change; state, level, assignee and deadlines move only through transitions.
+EDITABLE_FIELDS = ("category", "risk_level", "description", "location", "micro_grid_id")
+
+# Cells of about 100 m (0.001°) index cases for the "possible duplicate within 50 m" check.
+CELL_DEG = 0.001
+
+
+def cell_of(lat: float, lon: float) -> tuple[int, int]:
+    return int(lat // CELL_DEG), int(lon // CELL_DEG)
+
+
+class Category(db.Model):
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+    # Roles that may report it (volunteers report fewer kinds than grid workers).
+    roles: Mapped[list] = mapped_column(JSON, default=list)
+    sort: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "name_zh": self.name_zh, "name_en": self.name_en, "roles": self.roles}
+
+
+class Case(db.Model):
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the client's report UUID
+    number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    risk_level: Mapped[str] = mapped_column(String(8))
+    description: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    level: Mapped[str] = mapped_column(String(16), default="grid")  # handling level
+    handled_on_spot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 挂起: the clock stops while suspended (a flag, not a state: the case resumes where it was).
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    reporter_device_id: Mapped[str | None] = mapped_column(String(64))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    unit: Mapped[str | None] = mapped_column(String(100))
+    merged_into: Mapped[str | None] = mapped_column(ForeignKey("cases.id"), index=True)
+
+    # Where: the micro-grid and its ancestors (scope and figures by region are one equality each).
+    micro_grid_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    grid_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    village_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    township_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    city_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)  # WGS-84
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    location_original: Mapped[dict | None] = mapped_column(JSON)  # as sent, with its crs
+    cell_lat: Mapped[int | None] = mapped_column(Integer)
+    cell_lon: Mapped[int | None] = mapped_column(Integer)
+
+    captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # device clock
+    captured_at_raw: Mapped[str | None] = mapped_column(String(40))  # as sent, with its offset
+    clock_skew_s: Mapped[float | None] = mapped_column(Float)
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # server clock
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+    duplicate_of: Mapped[list] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(default=1)
+    # Position in the global change order, for the phones' pull (stamped in commit order).
+    change_seq: Mapped[int] = mapped_column(Integer, default=0, index=True)
+
+    __table_args__ = (
+        Index("ix_cases_dup", "category", "cell_lat", "cell_lon", "reported_at"),
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    def field_value(self, name: str):
+        """The value of an editable field as the merge compares it."""
+        if name == "category":
+            return self.category
+        if name == "risk_level":
+            return self.risk_level
+        if name == "description":
+            return self.description
+        if name == "micro_grid_id":
+            return self.micro_grid_code
+        if name == "location":
+            if self.lat is None:
+                return None
+            return {"lat": self.lat, "lon": self.lon, "accuracy_m": self.accuracy_m}
+        raise KeyError(name)
+
+
+class CaseEvent(db.Model):
+    """One change to a case: who, when, from which device and op, which fields from what to what."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
+    version: Mapped[int]
+    action: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    op_id: Mapped[str | None] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    client_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {field: [old, new]}
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    # anything else worth keeping: note id, photos, reason, conflicts, flags
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_events_case_version"),)
+
+
+class CaseNote(db.Model):
+    __tablename__ = "case_notes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the client's note UUID
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_version: Mapped[int]
+
+
+class CasePhoto(db.Model):
+    """A photo (by the sha256 of its bytes) linked to a case; the bytes may not have arrived yet."""
+
+    __tablename__ = "case_photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    note_id: Mapped[str | None] = mapped_column(String(36))
+    added_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_version: Mapped[int]
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+
+    __table_args__ = (UniqueConstraint("case_id", "sha256", "role", name="uq_case_photos_case_sha_role"),)
+
+
+class Conflict(db.Model):
+    """A field both the server and a device changed differently since the device's base version."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    field: Mapped[str] = mapped_column(String(32))
+    base: Mapped[object | None] = mapped_column(JSON)
+    server: Mapped[object | None] = mapped_column(JSON)
+    client: Mapped[object | None] = mapped_column(JSON)
+    op_id: Mapped[str | None] = mapped_column(String(36))
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    base_version: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolved_value: Mapped[object | None] = mapped_column(JSON)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaseScopeExit(db.Model):
+    """A case left a region (moved to another micro-grid): phones that held it get a tombstone."""
+
+    __tablename__ = "case_scope_exits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    change_seq: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    micro_grid_code: Mapped[str] = mapped_column(String(32))
+    grid_code: Mapped[str | None] = mapped_column(String(32))
+    village_code: Mapped[str | None] = mapped_column(String(32))
+    township_code: Mapped[str | None] = mapped_column(String(32))
+    city_code: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Counter(db.Model):
+    """Named counters (case numbers per prefix and year; the change sequence), bumped under a row lock."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)

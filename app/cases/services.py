@@ -1,0 +1,705 @@
+"""Domain actions on cases: create from a report, merge an edit, append a note, move through the workflow,
+resolve a conflict. Every change is an append-only event; ``version`` is the number of the last one.
+
+These functions neither commit nor catch: the caller (a sync batch, an online route) owns the
+transaction and calls ``finish_changes()`` just before committing, which numbers new cases and stamps
+the change order the phones pull by.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.auth.scope import case_visible, in_subtree
+from app.cases import workflow
+from app.cases.models import (
+    OPEN_STATES, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, Category, Conflict, Counter, cell_of,
+)
+from app.database import utcnow
+from app.errors import DomainError, Forbidden, NotFound
+from app.extensions import db
+from app.geo.crs import to_wgs84
+from app.regions.models import LEVELS, Region
+from app.regions.hooks import region_moved_hooks
+from app.regions.services import micro_grid_index
+from app.users.models import User
+
+DUPLICATE_RADIUS_M = 50.0
+DUPLICATE_WINDOW = timedelta(hours=72)
+HANDLING_UP = {"grid": "village", "village": "township", "township": "city"}
+
+
+class Refused(DomainError):
+    """An op that can never succeed as sent; the sync answers ``rejected`` with this code."""
+
+    status = 422
+    code = "validation_failed"
+
+
+@dataclass
+class Actor:
+    """Who does something, from where, and when (server clock; the device's is kept beside it)."""
+
+    user: User
+    device_id: str | None = None
+    op_id: str | None = None
+    client_time: datetime | None = None
+    now: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Outcome:
+    status: str = "applied"  # applied | conflict
+    flags: list[str] = field(default_factory=list)
+    conflicts: list[dict] = field(default_factory=list)
+    duplicate_of: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _round(x: float | None, places: int = 7):
+    return None if x is None else round(float(x), places)
+
+
+def haversine_m(lat1, lon1, lat2, lon2) -> float:
+    r = 6_371_008.8
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
+
+
+def touch(case: Case) -> None:
+    """Mark a case changed in this transaction (numbered and stamped by ``finish_changes``)."""
+    db.session.info.setdefault("gridcase_touched", set()).add(case.id)
+
+
+def _bump(name: str, n: int = 1) -> int:
+    """Add ``n`` to a named counter under its row lock; returns the new value."""
+    dialect = db.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    db.session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing())
+    return db.session.execute(
+        update(Counter).where(Counter.name == name).values(value=Counter.value + n).returning(Counter.value)
+    ).scalar_one()
+
+
+def finish_changes() -> None:
+    """Number new cases and stamp the change order, as the last writes before commit: the counter's
+    row lock is then held only to the commit, so stamps follow commit order and no pull misses one."""
+    touched = db.session.info.pop("gridcase_touched", set())
+    cases = [c for c in (db.session.get(Case, cid) for cid in sorted(touched)) if c is not None]
+    if not cases:
+        return
+    new = [c for c in cases if c.number is None]
+    prefix = current_app.config["CASE_NUMBER_PREFIX"]
+    by_year: dict[int, list[Case]] = {}
+    for case in new:
+        by_year.setdefault(case.reported_at.astimezone().year, []).append(case)
+    for year, group in sorted(by_year.items()):
+        last = _bump(f"case_number:{prefix}:{year}", len(group))
+        for offset, case in enumerate(sorted(group, key=lambda c: (c.reported_at, c.id))):
+            case.number = f"{prefix}-{year}-{last - len(group) + offset + 1:06d}"
+    last = _bump("change_seq", len(cases))
+    for offset, case in enumerate(cases):
+        case.change_seq = last - len(cases) + offset + 1
+    db.session.execute(update(CaseScopeExit).where(CaseScopeExit.case_id.in_([c.id for c in cases]),
+                                                   CaseScopeExit.change_seq == 0)
+                       .values(change_seq=last).execution_options(synchronize_session=False))
+
+
+def _event(case: Case, actor: Actor, action: str, changes: dict | None = None, data: dict | None = None) -> int:
+    case.version = (case.version or 0) + 1
+    case.updated_at = actor.now
+    db.session.add(CaseEvent(case_id=case.id, version=case.version, action=action, actor_id=actor.user.id,
+                             device_id=actor.device_id, op_id=actor.op_id, at=actor.now,
+                             client_time=actor.client_time, changes=changes or {}, data=data or {}))
+    touch(case)
+    return case.version
+
+
+def _place(case: Case, micro_grid: Region) -> None:
+    for level in LEVELS:
+        setattr(case, f"{level}_code", getattr(micro_grid, f"{level}_code"))
+
+
+def _add_flags(case: Case, flags: list[str]) -> None:
+    if flags:
+        case.flags = sorted(set(case.flags or []) | set(flags))
+
+
+def get_case(case_id: str, *, lock: bool = False) -> Case | None:
+    stmt = select(Case).where(Case.id == case_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return db.session.scalars(stmt).first()
+
+
+def follow_merges(case: Case, *, lock: bool = False) -> tuple[Case, bool]:
+    """The surviving case a merged one points to (and whether we moved)."""
+    moved = False
+    seen = {case.id}
+    while case.state == "merged" and case.merged_into and case.merged_into not in seen:
+        seen.add(case.merged_into)
+        target = get_case(case.merged_into, lock=lock)
+        if target is None:
+            break
+        case, moved = target, True
+    return case, moved
+
+
+def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
+    """Per case, the linked photo hashes whose bytes have not arrived yet."""
+    from app.media.models import Photo
+
+    if not case_ids:
+        return {}
+    rows = db.session.execute(
+        select(CasePhoto.case_id, CasePhoto.sha256)
+        .outerjoin(Photo, Photo.sha256 == CasePhoto.sha256)
+        .where(CasePhoto.case_id.in_(case_ids), Photo.sha256.is_(None))
+        .order_by(CasePhoto.case_id, CasePhoto.id)
+    ).all()
+    out: dict[str, list[str]] = {cid: [] for cid in case_ids}
+    for case_id, sha in rows:
+        if sha not in out[case_id]:
+            out[case_id].append(sha)
+    return out
+
+
+def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str, version: int,
+                 note_id: str | None = None) -> list[dict]:
+    existing = set(db.session.execute(select(CasePhoto.sha256, CasePhoto.role)
+                                      .where(CasePhoto.case_id == case.id)))
+    linked = []
+    for ref in photos:
+        role = ref.get("role") or default_role
+        if (ref["sha256"], role) in existing:
+            continue
+        existing.add((ref["sha256"], role))
+        db.session.add(CasePhoto(case_id=case.id, sha256=ref["sha256"], role=role, note_id=note_id,
+                                 added_by=actor.user.id, added_at=actor.now, event_version=version))
+        linked.append({"sha256": ref["sha256"], "role": role})
+    if linked:
+        db.session.flush()
+        from app.media.links import photos_linked
+
+        photos_linked(case, [p["sha256"] for p in linked])
+    return linked
+
+
+# ---------------------------------------------------------------------------------------------- location
+
+
+def _resolve_location(loc: dict | None) -> tuple[float | None, float | None, float | None, dict | None]:
+    if not loc:
+        return None, None, None, None
+    lat, lon = to_wgs84(loc["lat"], loc["lon"], loc.get("crs") or "wgs84")
+    original = {"lat": loc["lat"], "lon": loc["lon"], "crs": loc.get("crs") or "wgs84"}
+    return _round(lat), _round(lon), loc.get("accuracy_m"), original
+
+
+def _micro_grid_for(actor: Actor, micro_grid_id: str | None, lat: float | None, lon: float | None,
+                    accuracy: float | None) -> tuple[Region, list[str]]:
+    """The micro-grid a report belongs to, and the flags its location earns. Raises Refused."""
+    flags: list[str] = []
+    tolerance = float(current_app.config["OUTSIDE_TOLERANCE_M"])
+    index = micro_grid_index()
+    if micro_grid_id:
+        region = db.session.get(Region, micro_grid_id)
+        if region is None or region.level != "micro_grid":
+            raise Refused(errors={"micro_grid_id": [f"unknown micro-grid {micro_grid_id!r}"]})
+        if lat is not None:
+            d = index.distance_m(region.code, lat, lon)
+            if d is not None and d > (accuracy or 0) + tolerance:
+                flags.append("outside_micro_grid")
+        return region, flags
+    code = index.locate(lat, lon)
+    if code is None:
+        code = index.nearest(lat, lon, (accuracy or 0) + tolerance)
+    if code is None:
+        raise Refused("no_micro_grid", errors={"location": ["lies in no micro-grid; choose one"]})
+    flags.append("micro_grid_from_location")
+    return db.session.get(Region, code), flags
+
+
+def _check_report_scope(actor: Actor, region: Region) -> None:
+    user = actor.user
+    if user.role != "admin" and not in_subtree(region, user.region):
+        raise Refused("out_of_scope", status=403)
+
+
+def _possible_duplicates(case: Case) -> list[str]:
+    if case.lat is None:
+        return []
+    cl, cn = case.cell_lat, case.cell_lon
+    rows = db.session.execute(
+        select(Case.id, Case.lat, Case.lon).where(
+            Case.category == case.category,
+            Case.cell_lat.between(cl - 1, cl + 1), Case.cell_lon.between(cn - 1, cn + 1),
+            Case.reported_at >= case.reported_at - DUPLICATE_WINDOW,
+            Case.state.in_(OPEN_STATES), Case.id != case.id)
+    ).all()
+    hits = [(haversine_m(case.lat, case.lon, r.lat, r.lon), r.id) for r in rows]
+    return [cid for d, cid in sorted(hits) if d <= DUPLICATE_RADIUS_M]
+
+
+# ---------------------------------------------------------------------------------------------- create
+
+
+def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple[Case, Outcome]:
+    """A report becomes a case in state ``reported`` (``resolved`` when handled on the spot).
+
+    Raises Refused (validation_failed, unknown_category, out_of_scope, no_micro_grid, case_exists) and
+    Forbidden.
+    """
+    user = actor.user
+    category = db.session.get(Category, report["category"])
+    if category is None or not category.active:
+        raise Refused("unknown_category", errors={"report.category": [f"unknown category {report['category']!r}"]})
+    if user.role not in (category.roles or []) and user.role != "admin":
+        raise Refused("forbidden", status=403,
+                      errors={"report.category": [f"a {user.role} may not report {category.code}"]})
+    if report.get("handled_on_spot") and user.role == "volunteer":
+        raise Refused("forbidden", status=403,
+                      errors={"report.handled_on_spot": ["only grid staff close a matter on the spot"]})
+    if db.session.get(Case, report["id"]) is not None:
+        raise Refused("case_exists", status=409, errors={"report.id": ["a case with this id exists already"]})
+
+    lat, lon, accuracy, original = _resolve_location(report.get("location"))
+    region, flags = _micro_grid_for(actor, report.get("micro_grid_id"), lat, lon, accuracy)
+    _check_report_scope(actor, region)
+    if skew_flag:
+        flags.append("clock_skew")
+    flags = [f for f in flags if f != "micro_grid_from_location"] + (
+        ["micro_grid_from_location"] if "micro_grid_from_location" in flags else [])
+
+    on_spot = bool(report.get("handled_on_spot"))
+    case = Case(id=report["id"], category=category.code, risk_level=report["risk_level"],
+                description=report.get("description") or "", state="resolved" if on_spot else "reported",
+                level="grid", handled_on_spot=on_spot, reporter_id=user.id, reporter_device_id=actor.device_id,
+                lat=lat, lon=lon, accuracy_m=accuracy, location_original=original,
+                captured_at=report.get("captured_at"),
+                captured_at_raw=report["captured_at"].isoformat() if report.get("captured_at") else None,
+                reported_at=actor.now, updated_at=actor.now, version=0, flags=[], duplicate_of=[])
+    if lat is not None:
+        case.cell_lat, case.cell_lon = cell_of(lat, lon)
+    if actor.client_time is not None:
+        case.clock_skew_s = round((actor.client_time - actor.now).total_seconds(), 1)
+    _place(case, region)
+    db.session.add(case)
+    db.session.flush()
+
+    outcome = Outcome(flags=list(flags))
+    dups = _possible_duplicates(case)
+    if dups:
+        outcome.flags.append("possible_duplicate")
+        outcome.duplicate_of = dups
+        case.duplicate_of = dups
+    _add_flags(case, outcome.flags)
+    version = _event(case, actor, "create", changes={
+        "state": [None, case.state], "category": [None, case.category], "risk_level": [None, case.risk_level],
+        "description": [None, case.description], "micro_grid_id": [None, case.micro_grid_code],
+        "location": [None, case.field_value("location")], "level": [None, "grid"]},
+        data={"flags": outcome.flags, "duplicate_of": dups, "handled_on_spot": on_spot,
+              "location_original": original, "captured_at": case.captured_at_raw})
+    _link_photos(case, actor, report.get("photos") or [], "rectification" if on_spot else "evidence", version)
+    return case, outcome
+
+
+# ---------------------------------------------------------------------------------------------- permissions
+
+
+def can_edit(user: User, case: Case) -> bool:
+    if not case_visible(case, user):
+        return False
+    if user.role == "volunteer":
+        return case.reporter_id == user.id and case.state in ("reported", "returned")
+    if user.role == "grid_worker" and case.reporter_id == user.id and case.state in ("reported", "returned"):
+        return True
+    return user.role in ("grid_worker", "reviewer", "admin") and case.state not in ("closed", "rejected", "merged")
+
+
+def require_case_for_op(user: User, case: Case) -> None:
+    if not case_visible(case, user):
+        raise Refused("out_of_scope", status=403)
+
+
+# ---------------------------------------------------------------------------------------------- merge
+
+
+def values_at(case: Case, version: int, names: list[str]) -> dict:
+    """The values the fields had at ``version``, read back from the event log."""
+    values: dict = {}
+    if version < case.version:
+        rows = db.session.scalars(select(CaseEvent.changes).where(CaseEvent.case_id == case.id,
+                                                                  CaseEvent.version > version)
+                                  .order_by(CaseEvent.version))
+        for changes in rows:
+            for name in names:
+                if name in changes and name not in values:
+                    values[name] = changes[name][0]
+            if len(values) == len(names):
+                break
+    for name in names:
+        if name not in values:
+            values[name] = case.field_value(name) if name != "state" else case.state
+    return values
+
+
+def _normalise_changes(changes: dict) -> dict:
+    """Client values in the form the server stores and compares."""
+    out = dict(changes)
+    if "location" in out:
+        loc = out["location"]
+        lat, lon, accuracy, original = _resolve_location(loc)
+        out["location"] = {"lat": lat, "lon": lon, "accuracy_m": accuracy}
+        out["_location_original"] = original
+    return out
+
+
+def _apply_field(actor: Actor, case: Case, name: str, value, original_location: dict | None = None) -> None:
+    if name == "category":
+        category = db.session.get(Category, value)
+        if category is None or not category.active:
+            raise Refused("unknown_category", errors={"changes.category": [f"unknown category {value!r}"]})
+        case.category = value
+    elif name == "risk_level":
+        case.risk_level = value
+    elif name == "description":
+        case.description = value
+    elif name == "location":
+        case.lat, case.lon, case.accuracy_m = value["lat"], value["lon"], value.get("accuracy_m")
+        case.cell_lat, case.cell_lon = cell_of(case.lat, case.lon)
+        if original_location is not None:
+            case.location_original = original_location
+    elif name == "micro_grid_id":
+        region = db.session.get(Region, value)
+        if region is None or region.level != "micro_grid":
+            raise Refused(errors={"changes.micro_grid_id": [f"unknown micro-grid {value!r}"]})
+        if actor.user.role != "admin" and not in_subtree(region, actor.user.region):
+            raise Refused("out_of_scope", status=403)
+        old = {f"{lvl}_code": getattr(case, f"{lvl}_code") for lvl in LEVELS}
+        _place(case, region)
+        db.session.add(CaseScopeExit(case_id=case.id, at=actor.now, **old))
+
+
+def update_case(actor: Actor, case: Case, base_version: int, changes: dict, *,
+                redirected: bool = False) -> Outcome:
+    """Three-way merge of an edit made at ``base_version``: fields the server has not touched since take
+    the client's value; fields both changed differently keep the server's and become conflict records.
+
+    Raises Refused (out_of_scope, forbidden, base_version_ahead, unknown_category).
+    """
+    require_case_for_op(actor.user, case)
+    if not can_edit(actor.user, case):
+        raise Refused("forbidden", status=403)
+    if base_version > case.version and not redirected:
+        raise Refused("base_version_ahead", errors={"base_version": [f"the case is at version {case.version}"]})
+    client = _normalise_changes(changes)
+    original_location = client.pop("_location_original", None)
+    names = list(client)
+    base = values_at(case, base_version, names) if not redirected else {}
+    outcome = Outcome(flags=["redirected"] if redirected else [])
+    applied: dict = {}
+    for name in names:
+        server_value = case.field_value(name)
+        client_value = client[name]
+        if server_value == client_value:
+            continue
+        base_value = base.get(name, object())
+        if not redirected and server_value == base_value:
+            _apply_field(actor, case, name, client_value, original_location)
+            applied[name] = [server_value, client_value]
+        else:
+            conflict = Conflict(id=str(uuid.uuid4()), case_id=case.id, field=name,
+                                base=None if redirected else base_value, server=server_value, client=client_value,
+                                op_id=actor.op_id, device_id=actor.device_id, user_id=actor.user.id,
+                                base_version=base_version, created_at=actor.now, status="open")
+            db.session.add(conflict)
+            outcome.conflicts.append({"field": name, "base": conflict.base, "server": server_value,
+                                      "client": client_value, "conflict_id": conflict.id})
+    if applied or outcome.conflicts:
+        data = {"base_version": base_version}
+        if outcome.conflicts:
+            data["conflicts"] = [c["conflict_id"] for c in outcome.conflicts]
+        if redirected:
+            data["redirected"] = True
+        _event(case, actor, "update", changes=applied, data=data)
+    if outcome.conflicts:
+        outcome.status = "conflict"
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------- notes
+
+
+def add_note(actor: Actor, case: Case, note: dict, *, default_role: str = "evidence", action: str = "note",
+             redirected: bool = False) -> Outcome:
+    """Append a note and its photos (append-only: always merges). A note id seen before is a no-op.
+
+    Raises Refused (out_of_scope, forbidden).
+    """
+    user = actor.user
+    require_case_for_op(user, case)
+    if user.role == "volunteer" and case.reporter_id != user.id:
+        raise Refused("forbidden", status=403)
+    outcome = Outcome(flags=["redirected"] if redirected else [])
+    if db.session.get(CaseNote, note["id"]) is not None:
+        return outcome
+    version = _event(case, actor, action, data={"note_id": note["id"], "text": note.get("text", ""),
+                                                 "photos": [p["sha256"] for p in note.get("photos") or []]})
+    db.session.add(CaseNote(id=note["id"], case_id=case.id, author_id=user.id, text=note.get("text", ""),
+                            captured_at=note.get("captured_at"), created_at=actor.now, event_version=version))
+    _link_photos(case, actor, note.get("photos") or [], default_role, version, note_id=note["id"])
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------- workflow
+
+
+def _allowed(user: User, case: Case, roles: tuple[str, ...]) -> bool:
+    if user.role in roles and user.role != "volunteer":
+        return True
+    if "reporter" in roles and case.reporter_id == user.id:
+        return True
+    return "assignee" in roles and case.assignee_id == user.id
+
+
+def _check_needs(actor: Actor, case: Case, row: workflow.Transition, params: dict) -> dict:
+    """Checks what the action needs; returns the resolved extras (assignee user, target case)."""
+    extras: dict = {}
+    errors: dict = {}
+    for need in row.needs:
+        if need == "reason" and not (params.get("reason") or "").strip():
+            errors["reason"] = ["a reason is required"]
+        elif need == "target":
+            target_id = params.get("target")
+            target = get_case(target_id) if target_id else None
+            if target is None or not case_visible(target, actor.user):
+                errors["target"] = ["the case to merge into is required and must be visible to you"]
+            elif target.id == case.id:
+                errors["target"] = ["a case cannot be merged into itself"]
+            elif target.township_code != case.township_code:
+                errors["target"] = ["duplicates are merged within one township"]
+            elif target.state in ("merged", "rejected"):
+                errors["target"] = [f"the target case is {target.state}"]
+            else:
+                extras["target"] = target
+        elif need == "assignee_or_unit":
+            username = params.get("assignee")
+            if username:
+                assignee = db.session.scalar(select(User).where(User.username == username))
+                if assignee is None or not assignee.is_active or not (
+                        actor.user.role == "admin" or in_subtree(assignee.region, actor.user.region)
+                        or in_subtree(actor.user.region, assignee.region)):
+                    errors["assignee"] = [f"unknown user {username!r} in your region"]
+                else:
+                    extras["assignee"] = assignee
+            elif not (params.get("unit") or "").strip():
+                errors["assignee"] = ["an assignee (username) or a unit is required"]
+        elif need == "rectification_photo_or_note":
+            note = params.get("note") or {}
+            has_photo = bool(note.get("photos")) or db.session.scalar(
+                select(func.count(CasePhoto.id)).where(CasePhoto.case_id == case.id,
+                                                       CasePhoto.role == "rectification")) > 0
+            if not has_photo and not (note.get("text") or "").strip():
+                errors["note"] = ["resolving needs a rectification photo or a note"]
+        elif need == "level_below_city" and case.level == "city":
+            errors["action"] = ["the case is already handled at city level"]
+        elif need == "not_suspended" and case.suspended_at is not None:
+            errors["action"] = ["the case is already suspended"]
+        elif need == "suspended" and case.suspended_at is None:
+            errors["action"] = ["the case is not suspended"]
+    if errors:
+        raise Refused(errors=errors)
+    return extras
+
+
+def transition(actor: Actor, case: Case, action: str, base_version: int, params: dict, *,
+               redirected: bool = False) -> Outcome:
+    """Move a case through the workflow, checked against its current state and the actor's role.
+
+    Already done since ``base_version`` → no-op flagged ``stale_transition``; impossible now but possible
+    at the base → a conflict on ``state``. Raises Refused (out_of_scope, forbidden,
+    transition_not_allowed, validation_failed, base_version_ahead).
+    """
+    user = actor.user
+    require_case_for_op(user, case)
+    outcome = Outcome(flags=["redirected"] if redirected else [])
+    if base_version > case.version and not redirected:
+        raise Refused("base_version_ahead", errors={"base_version": [f"the case is at version {case.version}"]})
+    row = workflow.find(case.state, action)
+    if row is None:
+        base_state = values_at(case, base_version, ["state"])["state"] if base_version < case.version \
+            else case.state
+        base_row = workflow.find(base_state, action) if base_state != case.state else None
+        if base_row is not None and (base_row.next == case.state or _already_done(case, action)):
+            outcome.flags.append("stale_transition")
+            if params.get("note"):
+                add_note(actor, case, params["note"],
+                         default_role="rectification" if action == "resolve" else "evidence")
+            return outcome
+        if base_row is not None:
+            conflict = Conflict(id=str(uuid.uuid4()), case_id=case.id, field="state", base=base_state,
+                                server=case.state, client=base_row.next or base_state, op_id=actor.op_id,
+                                device_id=actor.device_id, user_id=user.id, base_version=base_version,
+                                created_at=actor.now, status="open")
+            db.session.add(conflict)
+            if params.get("note"):
+                add_note(actor, case, params["note"],
+                         default_role="rectification" if action == "resolve" else "evidence")
+            _event(case, actor, "transition_conflict", data={"action": action, "conflicts": [conflict.id],
+                                                              "base_version": base_version})
+            outcome.status = "conflict"
+            outcome.conflicts.append({"field": "state", "base": base_state, "server": case.state,
+                                      "client": conflict.client, "conflict_id": conflict.id, "action": action})
+            return outcome
+        raise Refused("transition_not_allowed", status=409,
+                      errors={"action": [f"{action} is not possible in state {case.state}"]})
+    if not _allowed(user, case, row.roles):
+        raise Refused("forbidden", status=403, errors={"action": [f"a {user.role} may not {action} this case"]})
+    extras = _check_needs(actor, case, row, params)
+
+    changes: dict = {}
+    data: dict = {"action": action, "base_version": base_version}
+    if params.get("reason"):
+        data["reason"] = params["reason"]
+    if row.next and row.next != case.state:
+        changes["state"] = [case.state, row.next]
+        case.state = row.next
+    if action == "assign":
+        assignee = extras.get("assignee")
+        new_id = assignee.id if assignee else None
+        if new_id != case.assignee_id:
+            changes["assignee"] = [_username(case.assignee_id), assignee.username if assignee else None]
+            case.assignee_id = new_id
+        unit = (params.get("unit") or "").strip() or None
+        if unit != case.unit:
+            changes["unit"] = [case.unit, unit]
+            case.unit = unit
+    elif action == "merge":
+        target = extras["target"]
+        changes["merged_into"] = [case.merged_into, target.id]
+        case.merged_into = target.id
+        _event(target, actor, "merged_in", data={"case_id": case.id, "number": case.number})
+    elif action == "escalate":
+        new_level = HANDLING_UP[case.level]
+        changes["level"] = [case.level, new_level]
+        case.level = new_level
+    elif action == "suspend":
+        changes["suspended"] = [False, True]
+        case.suspended_at = actor.now
+    elif action == "resume":
+        changes["suspended"] = [True, False]
+        case.suspended_at = None
+    if row.next == "closed":
+        case.closed_at = actor.now
+    elif action == "reopen":
+        case.closed_at = None
+    from app.cases.hooks import transition_hooks
+
+    for hook in transition_hooks:
+        hook(actor, case, row, changes, data)
+    version = _event(case, actor, "transition", changes=changes, data=data)
+    note = params.get("note")
+    if note and db.session.get(CaseNote, note["id"]) is None:
+        db.session.add(CaseNote(id=note["id"], case_id=case.id, author_id=user.id, text=note.get("text", ""),
+                                captured_at=note.get("captured_at"), created_at=actor.now,
+                                event_version=version))
+        data["note_id"] = note["id"]
+        _link_photos(case, actor, note.get("photos") or [],
+                     "rectification" if action == "resolve" else "evidence", version, note_id=note["id"])
+    return outcome
+
+
+def _already_done(case: Case, action: str) -> bool:
+    return (action == "suspend" and case.suspended_at is not None) or (
+        action == "resume" and case.suspended_at is None)
+
+
+def _username(user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    return db.session.scalar(select(User.username).where(User.id == user_id))
+
+
+# ---------------------------------------------------------------------------------------------- conflicts
+
+
+def resolve_conflict(actor: Actor, conflict: Conflict, choose: str, value=None) -> Conflict:
+    """A reviewer settles a conflict: keep the server's value, take the field's, or set a new one. The
+    choice is itself an event. Raises NotFound, Forbidden, Refused (conflict_resolved, ...)."""
+    user = actor.user
+    case = get_case(conflict.case_id, lock=True)
+    if case is None or not case_visible(case, user):
+        raise NotFound()
+    if user.role not in ("reviewer", "admin"):
+        raise Forbidden()
+    if conflict.status != "open":
+        raise Refused("conflict_resolved", status=409)
+    changes: dict = {}
+    if choose in ("client", "value"):
+        if conflict.field == "state":
+            raise Refused("state_conflict_needs_transition", status=409,
+                          errors={"choose": ["settle a state conflict with a transition, then keep the server"]})
+        new_value = conflict.client if choose == "client" else value
+        if choose == "value":
+            from app.sync.schemas import ChangesIn
+
+            try:
+                new_value = ChangesIn().load({conflict.field: value})[conflict.field]
+            except Exception as exc:  # marshmallow's ValidationError carries the field messages
+                messages = getattr(exc, "messages", {"value": [str(exc)]})
+                raise Refused(errors={"value": messages.get(conflict.field, messages)}) from exc
+            new_value = _normalise_changes({conflict.field: new_value})[conflict.field]
+        old = case.field_value(conflict.field)
+        if old != new_value:
+            _apply_field(actor, case, conflict.field, new_value)
+            changes[conflict.field] = [old, new_value]
+        conflict.resolved_value = new_value
+    else:
+        conflict.resolved_value = case.field_value(conflict.field) if conflict.field != "state" else case.state
+    conflict.status = "resolved"
+    conflict.resolution = choose
+    conflict.resolved_by = user.id
+    conflict.resolved_at = actor.now
+    _event(case, actor, "conflict_resolved", changes=changes,
+           data={"conflict_id": conflict.id, "field": conflict.field, "choose": choose})
+    return conflict
+
+
+def case_summary(case: Case) -> dict:
+    return {"id": case.id, "number": case.number, "state": case.state, "version": case.version}
+
+
+def require_visible_case(case_id: str, user: User) -> Case:
+    case = get_case(case_id)
+    if case is None or not case_visible(case, user):
+        raise NotFound()
+    return case
+
+
+__all__ = [
+    "Actor", "Outcome", "Refused", "add_note", "create_case", "finish_changes", "follow_merges", "get_case",
+    "missing_photos", "require_visible_case", "resolve_conflict", "transition", "update_case", "values_at",
+]
+
+
+def _cases_follow_region(region: Region, values: dict) -> None:
+    """A region moved under another parent: its cases' ancestor codes follow."""
+    key = getattr(Case, f"{region.level}_code")
+    db.session.execute(update(Case).where(key == region.code).values(**values)
+                       .execution_options(synchronize_session=False))
+
+
+region_moved_hooks.append(_cases_follow_region)

@@ -1,0 +1,30 @@
+"""Photos that have arrived, by the sha256 of their bytes (the same bytes are stored once)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import UTCDateTime, utcnow
+from app.extensions import db
+
+
+class Photo(db.Model):
+    __tablename__ = "photos"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(8))
+    mime: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int]
+    height: Mapped[int]
+    exif_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exif_time_naive: Mapped[str | None] = mapped_column(String(32))  # when EXIF gave no offset
+    exif_lat: Mapped[float | None] = mapped_column(Float)
+    exif_lon: Mapped[float | None] = mapped_column(Float)
+    camera: Mapped[str | None] = mapped_column(String(64))
+    phash: Mapped[str | None] = mapped_column(String(16), index=True)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,236 @@
+"""Where photo bytes live: one small interface, a local-directory and an S3 implementation.
+
+Objects are content-addressed: every key is built by ``key_for`` from the sha256 of the original, so a
+key can never name a path outside the store, and writing the same photo twice writes the same object.
+Framework-free (no Flask), so it can be used from scripts and benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+VARIANTS = {"original": "", "thumb": ".jpg", "display": ".jpg"}
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_KEY = re.compile(r"(original|thumb|display)/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})(?:\.jpg)?")
+
+
+def key_for(variant: str, sha256: str) -> str:
+    """The storage key of one variant of a photo, e.g. ``thumb/ab/cd/<sha256>.jpg``.
+
+    Raises ValueError unless ``variant`` is original, thumb or display and ``sha256`` is 64 lowercase hex.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown photo variant: {variant!r}")
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise ValueError("not a lowercase hex sha256")
+    return f"{variant}/{sha256[:2]}/{sha256[2:4]}/{sha256}{VARIANTS[variant]}"
+
+
+def check_key(key: str) -> str:
+    """``key`` itself if ``key_for`` could have built it. Raises ValueError otherwise (e.g. ``../x``)."""
+    match = _KEY.fullmatch(key) if isinstance(key, str) else None
+    # Rebuilding it catches a fan-out that disagrees with the hash or a suffix on the wrong variant.
+    if not match or key != key_for(match[1], match[2]):
+        raise ValueError(f"not a photo storage key: {key!r}")
+    return key
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The lowercase hex sha256 of a file's bytes. Raises OSError if it cannot be read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A store of immutable objects named by ``key_for`` keys.
+
+    Every method raises ValueError for a malformed key; ``open`` and ``size`` raise FileNotFoundError for
+    a missing object; ``delete`` of a missing object is not an error.
+    """
+
+    def exists(self, key: str) -> bool: ...
+
+    def put_file(self, key: str, path: str | os.PathLike) -> None:
+        """Store the file at ``path`` under ``key``: the object appears whole or not at all."""
+        ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class LocalStorage:
+    """Objects as files under ``root`` (``root/thumb/ab/cd/<sha256>.jpg``)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def put_file(self, key: str, path: str | os.PathLike) -> None:
+        """Copy ``path`` in under ``key``. Raises ValueError for a bad key, OSError if the copy fails (then
+        nothing is left behind)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside the target, then rename: os.replace within one directory is atomic, so a reader
+        # sees the old object or the whole new one, never a prefix; a crash leaves only a dot-temp file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 1024 * 1024)
+                out.flush()
+                os.fsync(out.fileno())  # the data is on disk before the name points at it
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(target.parent)  # and the rename itself survives a power cut
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class S3Storage:
+    """Objects in an S3 bucket (AWS, MinIO, Ceph, OSS...), under an optional key prefix."""
+
+    def __init__(self, bucket: str, *, endpoint_url: str | None = None, region: str | None = None,
+                 access_key: str | None = None, secret_key: str | None = None, prefix: str = "") -> None:
+        import boto3  # here, not at module level: a local-only deployment never pays for importing boto3
+        from botocore.config import Config
+
+        if not bucket:
+            raise ValueError("S3Storage needs a bucket")
+        prefix = prefix.strip("/")
+        if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+            raise ValueError(f"bad S3 key prefix: {prefix!r}")
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        # Self-hosted S3 (MinIO, Ceph) is usually reached by IP or one host name: path-style addressing
+        # works there, virtual-host style needs wildcard DNS.
+        config = Config(
+            s3={"addressing_style": "path"} if endpoint_url else {},
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            region_name=region or None,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            config=config,
+        )
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.bucket!r}, prefix={self.prefix!r})"
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _head(self, key: str) -> dict:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise FileNotFoundError(key) from exc
+            raise
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._head(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def put_file(self, key: str, path: str | os.PathLike) -> None:
+        """Upload ``path`` under ``key``. An S3 PUT (or multipart completion) is atomic: the object appears
+        whole or not at all. Raises ValueError for a bad key, botocore/boto3 errors if the upload fails."""
+        content_type = "image/jpeg" if key.endswith(".jpg") else "application/octet-stream"
+        self.client.upload_file(os.fspath(path), self.bucket, self._key(key),
+                                ExtraArgs={"ContentType": content_type})
+
+    def open(self, key: str) -> BinaryIO:
+        """The object's body as a readable stream (botocore StreamingBody); close it when done."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise FileNotFoundError(key) from exc
+            raise
+
+    def size(self, key: str) -> int:
+        return int(self._head(key)["ContentLength"])
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def _is_missing(exc: Exception) -> bool:
+    error = getattr(exc, "response", {}).get("Error", {})
+    return str(error.get("Code")) in ("404", "NoSuchKey", "NotFound")
+
+
+def storage_from_config(config: Mapping) -> Storage:
+    """The store the config names: MEDIA_STORAGE "local" (default, under MEDIA_DIR) or "s3" (S3_BUCKET,
+    S3_ENDPOINT_URL, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_PREFIX). Raises ValueError for
+    an unknown kind or a missing MEDIA_DIR / S3_BUCKET."""
+    kind = (config.get("MEDIA_STORAGE") or "local").strip().lower()
+    if kind == "local":
+        root = config.get("MEDIA_DIR")
+        if not root:
+            raise ValueError("MEDIA_STORAGE=local needs MEDIA_DIR")
+        return LocalStorage(root)
+    if kind == "s3":
+        return S3Storage(
+            config.get("S3_BUCKET") or "",
+            endpoint_url=config.get("S3_ENDPOINT_URL") or None,
+            region=config.get("S3_REGION") or None,
+            access_key=config.get("S3_ACCESS_KEY_ID") or None,
+            secret_key=config.get("S3_SECRET_ACCESS_KEY") or None,
+            prefix=config.get("S3_PREFIX") or "",
+        )
+    raise ValueError(f"unknown MEDIA_STORAGE: {kind!r} (expected 'local' or 's3')")

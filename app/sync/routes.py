@@ -1,0 +1,73 @@
+"""The phones' channel: push a batch of ops, pull what changed, and the ops still waiting for their case."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth.tokens import auth_required, current_user, token_claims
+from app.errors import PayloadTooLarge
+from app.sync import services
+
+blp = Blueprint("sync", __name__, description="Offline sync (protocol v1, see DESIGN.md)")
+
+
+class ChangesQuery(Schema):
+    cursor = fields.String(load_default=None, validate=validate.Length(max=20))
+    limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
+
+
+class OrphansQuery(Schema):
+    older_than_hours = fields.Float(load_default=None, allow_nan=False, validate=validate.Range(0, 24 * 365))
+    limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
+
+
+_ENVELOPE_DOC = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["device_id", "ops"],
+        "properties": {
+            "device_id": {"type": "string"}, "client_time": {"type": "string", "format": "date-time"},
+            "outbox": {"type": "object", "properties": {"pending": {"type": "integer"},
+                                                        "oldest": {"type": "string", "nullable": True}}},
+            "ops": {"type": "array", "items": {"type": "object"}}}}}},
+}
+_RESULTS_DOC = {"200": {"description": "one result per op, in order", "content": {"application/json": {"schema": {
+    "type": "object", "properties": {
+        "server_time": {"type": "string"}, "clock_skew_s": {"type": "number", "nullable": True},
+        "results": {"type": "array", "items": {"type": "object", "properties": {
+            "op_id": {"type": "string", "nullable": True},
+            "status": {"type": "string",
+                       "enum": ["applied", "duplicate", "conflict", "rejected", "held", "retry"]}}}}}}}}}}
+
+
+@blp.route("/sync", methods=["POST"])
+@blp.doc(requestBody=_ENVELOPE_DOC, responses=_RESULTS_DOC)
+@auth_required()
+def push():
+    """Apply a batch of ops exactly once; one result per op, HTTP 200 whenever the envelope was readable."""
+    limit = int(current_app.config["SYNC_MAX_BYTES"])
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge()
+    raw = request.stream.read(limit + 1)
+    return jsonify(services.sync(current_user, token_claims().get("dev"), raw))
+
+
+@blp.route("/sync/changes", methods=["GET"])
+@blp.arguments(ChangesQuery, location="query")
+@blp.doc(responses={"200": {"description": "changed cases and tombstones, in change order"}})
+@auth_required()
+def pull(args):
+    """The cases in my working set changed since ``cursor`` (tombstones for those that left it)."""
+    cursor = services.parse_cursor(args["cursor"])
+    return jsonify(services.changes_since(current_user, cursor, args["limit"]))
+
+
+@blp.route("/sync/orphans", methods=["GET"])
+@blp.arguments(OrphansQuery, location="query")
+@blp.doc(responses={"200": {"description": "held ops waiting too long for their case"}})
+@auth_required("reviewer", "admin")
+def orphans(args):
+    """Ops held for a case that never arrived (older than HELD_ORPHAN_HOURS), from phones in my region."""
+    return jsonify(services.orphans(current_user, args["older_than_hours"], args["limit"]))

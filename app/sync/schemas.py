@@ -1,0 +1,162 @@
+"""What phones send: the sync envelope and the four op types. Unknown keys are refused everywhere."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta, timezone
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.cases.models import EDITABLE_FIELDS, PHOTO_ROLES, RISK_LEVELS
+from app.cases.workflow import ACTIONS
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+UUID = validate.Regexp(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                       error="must be a UUID")
+# Control characters (NUL above all: PostgreSQL text cannot hold it) have no place in a report.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CHINA_TZ = timezone(timedelta(hours=8))
+
+MAX_DESCRIPTION = 2000  # characters; a field report is a few sentences (voice input included)
+MAX_NOTE = 2000
+MAX_PHOTOS = 20
+
+
+class Text(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _CONTROL.search(text):
+            raise ValidationError("contains control characters")
+        return text
+
+
+class DeviceTime(fields.AwareDateTime):
+    """A device timestamp; one without an offset is read as China Standard Time (UTC+8)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=CHINA_TZ, **kwargs)
+
+
+class PhotoRef(fields.Field):
+    """A photo named by its sha256, either as the bare hash or as ``{"sha256": …, "role": …}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        role = None
+        if isinstance(value, dict):
+            if set(value) - {"sha256", "role"}:
+                raise ValidationError("only sha256 and role")
+            role = value.get("role")
+            if role is not None and role not in PHOTO_ROLES:
+                raise ValidationError(f"role must be one of {', '.join(PHOTO_ROLES)}")
+            value = value.get("sha256")
+        if not isinstance(value, str) or not SHA256.match(value):
+            raise ValidationError("must be the lowercase hex sha256 of the photo file")
+        return {"sha256": value, "role": role}
+
+
+class LocationIn(Schema):
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
+    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
+    accuracy_m = fields.Float(load_default=None, allow_none=True, allow_nan=False,
+                              validate=validate.Range(0, 100_000))
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(["wgs84", "gcj02", "bd09"]))
+
+
+class ReportIn(Schema):
+    id = fields.String(required=True, validate=UUID)
+    category = fields.String(required=True, validate=validate.Length(1, 32))
+    risk_level = fields.String(required=True, validate=validate.OneOf(RISK_LEVELS))
+    description = Text(load_default="", validate=validate.Length(max=MAX_DESCRIPTION))
+    micro_grid_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 32))
+    location = fields.Nested(LocationIn, load_default=None, allow_none=True)
+    captured_at = DeviceTime(load_default=None, allow_none=True)
+    photos = fields.List(PhotoRef(), load_default=list, validate=validate.Length(max=MAX_PHOTOS))
+    handled_on_spot = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _where(self, data, **kwargs):
+        if not data.get("micro_grid_id") and not data.get("location"):
+            raise ValidationError("a micro_grid_id or a location is needed", "location")
+
+
+class NoteIn(Schema):
+    id = fields.String(required=True, validate=UUID)
+    text = Text(load_default="", validate=validate.Length(max=MAX_NOTE))
+    photos = fields.List(PhotoRef(), load_default=list, validate=validate.Length(max=MAX_PHOTOS))
+    captured_at = DeviceTime(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _something(self, data, **kwargs):
+        if not data.get("text", "").strip() and not data.get("photos"):
+            raise ValidationError("a note needs text or photos", "text")
+
+
+class ChangesIn(Schema):
+    category = fields.String(validate=validate.Length(1, 32))
+    risk_level = fields.String(validate=validate.OneOf(RISK_LEVELS))
+    description = Text(validate=validate.Length(max=MAX_DESCRIPTION))
+    location = fields.Nested(LocationIn)
+    micro_grid_id = fields.String(validate=validate.Length(1, 32))
+
+
+class _OpBase(Schema):
+    op_id = fields.String(required=True, validate=UUID)
+    seq = fields.Integer(load_default=None, allow_none=True, strict=True)
+    type = fields.String(required=True)
+
+
+class ReportCreateOp(_OpBase):
+    report = fields.Nested(ReportIn, required=True)
+
+
+class CaseUpdateOp(_OpBase):
+    case_id = fields.String(required=True, validate=UUID)
+    base_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    changes = fields.Dict(required=True)
+
+    @validates_schema
+    def _changes(self, data, **kwargs):
+        changes = data.get("changes") or {}
+        if not changes:
+            raise ValidationError("no changes", "changes")
+        unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+        if unknown:
+            raise ValidationError({key: ["unknown_field: may not be changed by case.update"]
+                                   for key in unknown}, "changes")
+        data["changes"] = ChangesIn().load(changes)
+
+
+class CaseNoteOp(_OpBase):
+    case_id = fields.String(required=True, validate=UUID)
+    note = fields.Nested(NoteIn, required=True)
+
+
+class CaseTransitionOp(_OpBase):
+    case_id = fields.String(required=True, validate=UUID)
+    base_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    note = fields.Nested(NoteIn, load_default=None, allow_none=True)
+    reason = Text(load_default=None, allow_none=True, validate=validate.Length(1, 500))
+    assignee = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+    unit = Text(load_default=None, allow_none=True, validate=validate.Length(1, 100))
+    target = fields.String(load_default=None, allow_none=True, validate=UUID)
+
+
+OP_SCHEMAS = {
+    "report.create": ReportCreateOp(),
+    "case.update": CaseUpdateOp(),
+    "case.note": CaseNoteOp(),
+    "case.transition": CaseTransitionOp(),
+}
+
+
+class OutboxIn(Schema):
+    pending = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 10_000_000))
+    oldest = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=CHINA_TZ)
+
+
+class EnvelopeIn(Schema):
+    device_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,64}$"))
+    client_time = DeviceTime(load_default=None, allow_none=True)
+    outbox = fields.Nested(OutboxIn, load_default=None, allow_none=True)
+    ops = fields.List(fields.Raw(), required=True)

@@ -1,0 +1,418 @@
+"""The sync protocol (v1): a batch of ops applied exactly once, answered per op.
+
+One batch is one database transaction, and each op runs in a savepoint inside it: a bad op is rolled back
+alone and never blocks the ops behind it, and nothing is acknowledged before the commit, so a crash at any
+instant leaves every op either applied and logged or not at all. The op log row is written in the op's
+own savepoint, beside its effects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from app.auth.scope import case_criterion
+from app.cases import services as cases
+from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
+from app.database import utcnow
+from app.devices.models import Device
+from app.errors import DomainError, PayloadTooLarge, ValidationFailed, _flatten
+from app.extensions import db
+from app.sync.models import HeldOp, OpLog
+from app.sync.schemas import OP_SCHEMAS, EnvelopeIn
+from app.users.models import User
+
+log = logging.getLogger(__name__)
+
+BATCH_ATTEMPTS = 4
+RETRY_AFTER_S = 5
+
+
+class InvalidEnvelope(DomainError):
+    status = 400
+    code = "invalid_json"
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def _nan(constant: str) -> float:
+    # NaN and Infinity are not JSON; read them so that only the op holding one is refused, by its schema.
+    return float("nan")
+
+
+def parse_envelope(raw: bytes, token_device: str | None) -> dict:
+    """Read and check the envelope (not the ops: each op is judged alone). Raises InvalidEnvelope,
+    PayloadTooLarge, ValidationFailed."""
+    cfg = current_app.config
+    if len(raw) > int(cfg["SYNC_MAX_BYTES"]):
+        raise PayloadTooLarge()
+    try:
+        doc = json.loads(raw, parse_constant=_nan)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidEnvelope() from exc
+    if not isinstance(doc, dict):
+        raise ValidationFailed(errors={"_schema": ["the envelope must be a JSON object"]})
+    ops = doc.get("ops")
+    if isinstance(ops, list) and len(ops) > int(cfg["SYNC_MAX_OPS"]):
+        raise PayloadTooLarge("too_many_ops", limit=int(cfg["SYNC_MAX_OPS"]))
+    try:
+        envelope = EnvelopeIn().load(doc)
+    except ValidationError as exc:
+        raise ValidationFailed(errors=_flatten(exc.messages)) from exc
+    if token_device and envelope["device_id"] != token_device:
+        raise ValidationFailed("device_mismatch", errors={"device_id": ["not the device this token was issued to"]})
+    return envelope
+
+
+def payload_hash(raw_op: dict) -> str:
+    body = {k: v for k, v in raw_op.items() if k != "seq"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+def _rejected(op_id, code: str, errors: dict | None = None, detail: str | None = None) -> dict:
+    from app.errors import message
+
+    out = {"op_id": op_id, "status": "rejected", "code": code, "detail": detail or message(code)}
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def _retry(op_id, code: str = "busy") -> dict:
+    return {"op_id": op_id, "status": "retry", "code": code, "retry_after_s": RETRY_AFTER_S}
+
+
+def _result(op_id: str, case: Case, outcome: cases.Outcome) -> dict:
+    out = {"op_id": op_id, "status": outcome.status, "case_id": case.id, "case_version": case.version,
+           "flags": outcome.flags}
+    if outcome.duplicate_of:
+        out["duplicate_of"] = outcome.duplicate_of
+    if outcome.conflicts:
+        out["conflicts"] = outcome.conflicts
+    out["missing_photos"] = []  # filled for the whole batch after the commit
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- applying
+
+
+class _Held(Exception):
+    pass
+
+
+def _dispatch(actor: cases.Actor, op: dict, skew_flag: bool) -> tuple[Case, cases.Outcome]:
+    kind = op["type"]
+    if kind == "report.create":
+        return cases.create_case(actor, op["report"], skew_flag=skew_flag)
+    case = cases.get_case(op["case_id"], lock=True)
+    if case is None:
+        raise _Held()
+    case, redirected = cases.follow_merges(case, lock=True)
+    if kind == "case.update":
+        outcome = cases.update_case(actor, case, op["base_version"], op["changes"], redirected=redirected)
+    elif kind == "case.note":
+        outcome = cases.add_note(actor, case, op["note"], redirected=redirected)
+    else:
+        params = {k: op.get(k) for k in ("note", "reason", "assignee", "unit", "target")}
+        outcome = cases.transition(actor, case, op["action"], op["base_version"], params, redirected=redirected)
+    if skew_flag and "clock_skew" not in outcome.flags:
+        outcome.flags.append("clock_skew")
+    return case, outcome
+
+
+def _log(op_id: str, digest: str, op: dict, actor: cases.Actor, result: dict, received_at: datetime) -> None:
+    db.session.add(OpLog(op_id=op_id, payload_hash=digest, type=op["type"], user_id=actor.user.id,
+                         device_id=actor.device_id or "", seq=op.get("seq"), case_id=result.get("case_id"),
+                         status=result["status"], result=result, received_at=received_at,
+                         applied_at=utcnow()))
+
+
+def apply_op(raw_op, actor_user: User, device_id: str, client_time: datetime | None, skew_flag: bool,
+             released: list[str]) -> dict:
+    """Apply one op inside the batch's transaction and return its result (never raises for bad input)."""
+    if not isinstance(raw_op, dict):
+        return _rejected(None, "validation_failed", {"op": ["an op must be a JSON object"]})
+    op_id = raw_op.get("op_id") if isinstance(raw_op.get("op_id"), str) else None
+    schema = OP_SCHEMAS.get(raw_op.get("type"))
+    if schema is None:
+        return _rejected(op_id, "unknown_op_type", {"type": [f"one of {', '.join(OP_SCHEMAS)}"]})
+    try:
+        op = schema.load(raw_op)
+    except ValidationError as exc:
+        return _rejected(op_id, "validation_failed", _flatten(exc.messages))
+    op_id = op["op_id"].lower()
+    digest = payload_hash(raw_op)
+
+    logged = db.session.get(OpLog, op_id)
+    if logged is not None:
+        if logged.payload_hash != digest:
+            return _rejected(op_id, "op_id_reused")
+        return {**logged.result, "status": "duplicate", "original_status": logged.status}
+    held = db.session.get(HeldOp, op_id)
+    if held is not None:
+        if held.payload_hash != digest:
+            return _rejected(op_id, "op_id_reused")
+        return {"op_id": op_id, "status": "held", "code": "unknown_case", "case_id": held.case_id}
+
+    actor = cases.Actor(user=actor_user, device_id=device_id, op_id=op_id, client_time=client_time)
+    savepoint = db.session.begin_nested()
+    try:
+        try:
+            case, outcome = _dispatch(actor, op, skew_flag)
+        except _Held:
+            db.session.add(HeldOp(op_id=op_id, payload_hash=digest, case_id=op["case_id"].lower(),
+                                  type=op["type"], user_id=actor_user.id, device_id=device_id, seq=op.get("seq"),
+                                  payload=raw_op, client_time=client_time, received_at=actor.now))
+            db.session.flush()
+            savepoint.commit()
+            return {"op_id": op_id, "status": "held", "code": "unknown_case", "case_id": op["case_id"].lower()}
+        result = _result(op_id, case, outcome)
+        _log(op_id, digest, op, actor, result, actor.now)
+        db.session.flush()
+        savepoint.commit()
+    except cases.Refused as exc:
+        savepoint.rollback()
+        return _rejected(op_id, exc.code, exc.errors)
+    except DomainError as exc:
+        savepoint.rollback()
+        return _rejected(op_id, exc.code, exc.errors)
+    except IntegrityError:
+        # Another request logged this op_id between our look-up and our insert: it is a replay.
+        savepoint.rollback()
+        logged = db.session.get(OpLog, op_id)
+        if logged is not None:
+            return {**logged.result, "status": "duplicate", "original_status": logged.status}
+        log.exception("integrity error applying op %s", op_id)
+        return _retry(op_id, "busy")
+    except OperationalError:
+        raise  # locks, deadlocks, a lost connection: the whole batch is retried
+    except Exception:
+        savepoint.rollback()
+        log.exception("unexpected error applying op %s", op_id)
+        return _retry(op_id, "server_error")
+    if op["type"] == "report.create":
+        released.extend(release_held(case.id))
+    return result
+
+
+def release_held(case_id: str) -> list[str]:
+    """Apply, in arrival order, the ops that were waiting for this case; log each with its outcome."""
+    held_ops = list(db.session.scalars(select(HeldOp).where(HeldOp.case_id == case_id)
+                                       .order_by(HeldOp.received_at, HeldOp.seq, HeldOp.op_id)))
+    done = []
+    for held in held_ops:
+        user = db.session.get(User, held.user_id)
+        op = OP_SCHEMAS[held.type].load(held.payload)
+        actor = cases.Actor(user=user, device_id=held.device_id, op_id=held.op_id, client_time=held.client_time)
+        savepoint = db.session.begin_nested()
+        try:
+            if not user.is_active:
+                raise cases.Refused("user_disabled", status=403)
+            case, outcome = _dispatch(actor, op, False)
+            result = _result(held.op_id, case, outcome)
+            result["was_held"] = True
+            _log(held.op_id, held.payload_hash, op, actor, result, held.received_at)
+            db.session.delete(held)
+            db.session.flush()
+            savepoint.commit()
+        except DomainError as exc:
+            savepoint.rollback()
+            result = _rejected(held.op_id, exc.code, exc.errors)
+            result["case_id"] = case_id
+            result["was_held"] = True
+            # A held op that fails on arrival is logged as rejected: its phone dropped it long ago, so
+            # the outcome must stay answerable (a replay gets it back, a reviewer can read it).
+            _log(held.op_id, held.payload_hash, op, actor, result, held.received_at)
+            db.session.delete(held)
+            db.session.flush()
+        done.append(held.op_id)
+    return done
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    # serialization failure, deadlock, lock not available, connection trouble
+    return sqlstate in ("40001", "40P01", "55P03") or sqlstate.startswith("08")
+
+
+def sync(user: User, token_device: str | None, raw: bytes) -> dict:
+    """Handle ``POST /api/v1/sync``: answer every op, commit once, retry the batch on lock trouble."""
+    envelope = parse_envelope(raw, token_device)
+    now = utcnow()
+    client_time = envelope.get("client_time")
+    skew = (client_time - now).total_seconds() if client_time else None
+    skew_flag = skew is not None and abs(skew) > float(current_app.config["CLOCK_SKEW_FLAG_S"])
+    ops = envelope["ops"]
+    user_id = user.id
+    results: list[dict] | None = None
+    for attempt in range(BATCH_ATTEMPTS):
+        try:
+            user = db.session.get(User, user_id)
+            released: list[str] = []
+            results = [apply_op(raw_op, user, envelope["device_id"], client_time, skew_flag, released)
+                       for raw_op in ops]
+            _record_device(user, envelope, now)
+            cases.finish_changes()
+            _fill_missing_photos(results)
+            db.session.commit()
+            break
+        except DBAPIError as exc:
+            db.session.rollback()
+            if not _retryable(exc) or attempt == BATCH_ATTEMPTS - 1:
+                log.warning("sync batch gave up after %d attempts: %s", attempt + 1, exc)
+                results = [_retry(op.get("op_id") if isinstance(op, dict) else None) for op in ops]
+                break
+            time.sleep(0.05 * (2 ** attempt))
+    return {"server_time": now.isoformat(), "clock_skew_s": None if skew is None else round(skew, 1),
+            "results": results}
+
+
+def _fill_missing_photos(results: list[dict]) -> None:
+    ids = sorted({r["case_id"] for r in results if r.get("status") in ("applied", "conflict", "duplicate")
+                  and r.get("case_id")})
+    if not ids:
+        return
+    missing = cases.missing_photos(ids)
+    for r in results:
+        if r.get("case_id") in missing and r.get("status") in ("applied", "conflict", "duplicate"):
+            r["missing_photos"] = missing[r["case_id"]]
+
+
+def _record_device(user: User, envelope: dict, now: datetime) -> None:
+    device = db.session.get(Device, envelope["device_id"])
+    if device is None:
+        device = Device(id=envelope["device_id"], user_id=user.id, first_seen=now)
+        db.session.add(device)
+    device.user_id = user.id
+    device.last_seen = now
+    device.last_sync_at = now
+    outbox = envelope.get("outbox")
+    if outbox is not None:
+        device.outbox_pending = outbox.get("pending") or 0
+        device.outbox_oldest = outbox.get("oldest") if device.outbox_pending else None
+
+
+# ---------------------------------------------------------------------------------------------- pull
+
+
+def _working_set(user: User):
+    """The cases a phone keeps offline: my tasks and my region's open cases (a volunteer: my reports)."""
+    if user.role == "volunteer":
+        return Case.reporter_id == user.id
+    mine = or_(Case.assignee_id == user.id, Case.reporter_id == user.id)
+    if user.role == "admin":
+        return or_(mine, Case.state.in_(OPEN_STATES) & (Case.level != "grid"))
+    region = getattr(Case, f"{user.region.level}_code") == user.region_code
+    return or_(mine, and_(region, Case.state.in_(OPEN_STATES)))
+
+
+def case_to_dict(case: Case, usernames: dict[int, str], photos: list[dict]) -> dict:
+    return {
+        "id": case.id, "number": case.number, "state": case.state, "level": case.level,
+        "category": case.category, "risk_level": case.risk_level, "description": case.description,
+        "micro_grid_id": case.micro_grid_code, "grid_id": case.grid_code,
+        "location": case.field_value("location"), "handled_on_spot": case.handled_on_spot,
+        "suspended": case.suspended_at is not None,
+        "reporter": usernames.get(case.reporter_id), "assignee": usernames.get(case.assignee_id),
+        "unit": case.unit, "merged_into": case.merged_into, "flags": case.flags or [],
+        "duplicate_of": case.duplicate_of or [], "version": case.version,
+        "captured_at": case.captured_at.isoformat() if case.captured_at else None,
+        "reported_at": case.reported_at.isoformat(), "updated_at": case.updated_at.isoformat(),
+        "photos": photos,
+    }
+
+
+def changes_since(user: User, cursor: int, limit: int) -> dict:
+    """The caller's cases changed since ``cursor``, in change order, with tombstones for cases that left
+    the working set or the scope; ``cursor`` of the answer continues from there."""
+    in_set = _working_set(user)
+    rows = db.session.execute(
+        select(Case, in_set.label("in_set")).where(case_criterion(Case, user), Case.change_seq > cursor)
+        .order_by(Case.change_seq).limit(limit + 1)).all()
+    exits = []
+    if user.role != "admin" and user.role != "volunteer":
+        old_scope = getattr(CaseScopeExit, f"{user.region.level}_code") == user.region_code
+        still_visible = exists().where(Case.id == CaseScopeExit.case_id, case_criterion(Case, user))
+        exits = db.session.execute(
+            select(CaseScopeExit.case_id, CaseScopeExit.change_seq)
+            .where(old_scope, CaseScopeExit.change_seq > cursor, ~still_visible)
+            .order_by(CaseScopeExit.change_seq).limit(limit + 1)).all()
+    items: list[tuple[int, str, object]] = [(row.Case.change_seq, row.Case.id, row) for row in rows]
+    items += [(e.change_seq, e.case_id, None) for e in exits]
+    items.sort(key=lambda t: (t[0], t[1]))
+    seen: set[str] = set()
+    page = []
+    for seq, case_id, row in items:
+        if case_id in seen:
+            continue
+        seen.add(case_id)
+        page.append((seq, case_id, row))
+    has_more = len(page) > limit
+    page = page[:limit]
+    full = [row.Case for _, _, row in page if row is not None and row.in_set]
+    user_ids = {i for c in full for i in (c.reporter_id, c.assignee_id) if i}
+    usernames = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()) \
+        if user_ids else {}
+    photos: dict[str, list[dict]] = {}
+    if full:
+        for case_id, sha, role in db.session.execute(
+                select(CasePhoto.case_id, CasePhoto.sha256, CasePhoto.role)
+                .where(CasePhoto.case_id.in_([c.id for c in full])).order_by(CasePhoto.id)).all():
+            photos.setdefault(case_id, []).append({"sha256": sha, "role": role})
+    out = []
+    for seq, case_id, row in page:
+        if row is not None and row.in_set:
+            out.append({"seq": seq, "case": case_to_dict(row.Case, usernames, photos.get(case_id, []))})
+        else:
+            reason = "out_of_scope" if row is None else row.Case.state
+            out.append({"seq": seq, "tombstone": {"id": case_id, "reason": reason}})
+    next_cursor = page[-1][0] if page else cursor
+    return {"changes": out, "cursor": str(next_cursor), "has_more": has_more}
+
+
+# ---------------------------------------------------------------------------------------------- orphans
+
+
+def orphans(user: User, older_than_hours: float | None = None, limit: int = 200) -> list[dict]:
+    """Held ops that have waited too long for their case, for reviewers of the senders' regions."""
+    from app.auth.scope import region_criterion
+    from app.regions.models import Region
+
+    hours = older_than_hours if older_than_hours is not None else float(current_app.config["HELD_ORPHAN_HOURS"])
+    cutoff = utcnow() - timedelta(hours=hours)
+    rows = db.session.execute(
+        select(HeldOp, User.username).join(User, HeldOp.user_id == User.id)
+        .join(Region, User.region_code == Region.code)
+        .where(HeldOp.received_at <= cutoff, region_criterion(Region, user))
+        .order_by(HeldOp.received_at).limit(limit)).all()
+    return [{"op_id": h.op_id, "case_id": h.case_id, "type": h.type, "username": username,
+             "device_id": h.device_id, "seq": h.seq, "received_at": h.received_at.isoformat(),
+             "waiting_hours": round((utcnow() - h.received_at).total_seconds() / 3600, 1)}
+            for h, username in rows]
+
+
+def parse_cursor(value: str | None) -> int:
+    if value in (None, ""):
+        return 0
+    if not value.isdigit() or len(value) > 18:
+        raise ValidationFailed("invalid_cursor", errors={"cursor": ["not a cursor this server gave out"]})
+    return int(value)
+
+
+__all__ = ["changes_since", "orphans", "parse_cursor", "sync"]
