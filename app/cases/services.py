@@ -178,8 +178,8 @@ def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
 
 def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str, version: int,
                  note_id: str | None = None) -> list[dict]:
-    existing = set(db.session.execute(select(CasePhoto.sha256, CasePhoto.role)
-                                      .where(CasePhoto.case_id == case.id)))
+    existing = {(sha, role) for sha, role in db.session.execute(
+        select(CasePhoto.sha256, CasePhoto.role).where(CasePhoto.case_id == case.id))}
     linked = []
     for ref in photos:
         role = ref.get("role") or default_role

@@ -156,6 +156,9 @@ def process_photo(path: str | os.PathLike, *, max_pixels: int = 50_000_000, draf
         # process-wide before Python 3.14, so a thread racing here may lose the filter for a moment; the
         # explicit width*height check below is what actually enforces the cap.
         with warnings.catch_warnings():
+            # Pillow warns (UserWarning) about every broken EXIF tag; those files are accepted on purpose,
+            # so the warnings are noise in the logs (and would become errors under a strict filter).
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
                 return _process(fh, kind, head, max_pixels=max_pixels, draft=draft)
