@@ -74,13 +74,13 @@ def require_user_visible(target: User | None, actor: User) -> User:
 
 
 def case_criterion(model, user: User):
-    """Cases the user may see: volunteers their own reports, others their region's subtree and what was
-    assigned to them."""
+    """Cases the user may see: volunteers their own reports, others their region's subtree, what was
+    assigned to them and what they reported."""
     if user.role == "admin":
         return true()
     if user.role == "volunteer":
         return model.reporter_id == user.id
-    return or_(subtree_criterion(model, user.region), model.assignee_id == user.id)
+    return or_(subtree_criterion(model, user.region), model.assignee_id == user.id, model.reporter_id == user.id)
 
 
 def scoped_cases(stmt: Select, user: User, model=None) -> Select:
@@ -96,7 +96,8 @@ def case_visible(case, user: User) -> bool:
         return True
     if user.role == "volunteer":
         return case.reporter_id == user.id
-    return getattr(case, f"{user.region.level}_code") == user.region_code or case.assignee_id == user.id
+    return (getattr(case, f"{user.region.level}_code") == user.region_code or case.assignee_id == user.id
+            or case.reporter_id == user.id)
 
 
 def require_case_visible(case, user: User):

@@ -138,9 +138,13 @@ def process_photo(path: str | os.PathLike, *, max_pixels: int = 50_000_000, draf
     """Check, read and re-encode the photo at ``path``.
 
     Raises PhotoRejected (422) with code photo_empty, photo_unsupported_format, photo_too_large_pixels or
-    photo_corrupt; FileNotFoundError if there is no such file. ``draft=False`` turns JPEG DCT scaling off
-    (only the benchmark wants that). The effective pixel cap is min(max_pixels, PIL.Image.MAX_IMAGE_PIXELS).
+    photo_corrupt; FileNotFoundError if there is no such file; RuntimeError if something in the process
+    has turned PIL's LOAD_TRUNCATED_IMAGES on. ``draft=False`` turns JPEG DCT scaling off (only the
+    benchmark wants that). The effective pixel cap is min(max_pixels, PIL.Image.MAX_IMAGE_PIXELS).
     """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Process-wide switch; with it on, Pillow pads a cut-off upload with grey and calls it a photo.
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False for photo intake")
     with open(path, "rb") as fh:
         head = fh.read(16)
         if not head:
