@@ -34,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     _resolve_config(app)
+    app.json.ensure_ascii = False  # Chinese stays readable (and smaller) on the wire
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)

@@ -35,6 +35,8 @@ class Config:
 
     # Password guessing: a handful of tries per username and address, then wait.
     LOGIN_RATE_LIMIT = "10 per minute"
+    # A whole office behind one NAT address logs in at shift start: generous per address.
+    LOGIN_IP_RATE_LIMIT = "60 per minute"
     # Storage for flask-limiter counters; memory:// is per process, use redis:// with several nodes.
     RATELIMIT_STORAGE_URI = "memory://"
 

@@ -48,6 +48,8 @@ have_postgresql() {
 
 have_chromium() { [[ -x /usr/bin/chromium ]]; }
 
+have_python_venv() { python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
+
 have_cjk_fonts() {
   dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'install ok installed' && return 0
   command -v fc-list >/dev/null 2>&1 && fc-list ':lang=zh' family 2>/dev/null | grep -qi 'noto.*cjk'
@@ -75,6 +77,7 @@ pkgs=()
 why=()
 want() { pkgs+=("$1"); why+=("$2"); }
 
+have_python_venv || want python3-venv "Python venv (python3 -m venv needs ensurepip)"
 have_postgresql || want postgresql "PostgreSQL server (no initdb under /usr/lib/postgresql/*/bin)"
 have_chromium   || want chromium "Chromium (no /usr/bin/chromium)"
 have_cjk_fonts  || want fonts-noto-cjk "Noto CJK fonts (Chinese glyphs)"
@@ -146,6 +149,7 @@ done
 # ---- verify ---------------------------------------------------------------
 
 fail=0
+have_python_venv || { echo "install-test-deps: python3-venv still missing" >&2; fail=1; }
 have_postgresql || { echo "install-test-deps: postgresql still missing initdb" >&2; fail=1; }
 have_chromium   || { echo "install-test-deps: /usr/bin/chromium still missing" >&2; fail=1; }
 have_cjk_fonts  || { echo "install-test-deps: fonts-noto-cjk still missing" >&2; fail=1; }

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "sync"))  # helpers.py: building ops the way the PWA does
 
 from factories import TEST_PASSWORD, TEST_USERS, make_users  # noqa: E402
 

@@ -26,7 +26,7 @@ def _login_key() -> str:
 
 @blp.route("/auth/login", methods=["POST"])
 @limiter.limit(_login_limit, key_func=_login_key)
-@limiter.limit(lambda: "60 per minute", key_func=lambda: f"login-ip:{request.remote_addr}")
+@limiter.limit(lambda: current_app.config["LOGIN_IP_RATE_LIMIT"], key_func=lambda: f"login-ip:{request.remote_addr}")
 @blp.arguments(LoginIn)
 @blp.response(200, TokensOut)
 @blp.doc(security=[])

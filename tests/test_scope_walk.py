@@ -1,0 +1,114 @@
+"""The scope walk: every route of the API, called by users of another township, gets nothing of township A.
+
+Every rule in the app's URL map must appear in ROUTES below (a new route without an entry fails the first
+test), with how to call it on township A's objects. An outsider must get 403/404, or an answer that holds
+none of A's ids, codes, names or usernames.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from factories import MICRO_A1_1, OUTSIDERS, TOWN_A
+from helpers import INSIDE_A1_1, Phone, fake_hash, new_id, note_op, report_op, transition_op, update_op
+
+PUBLIC = {"/api/openapi.json", "/api/docs", "/api/docs/<path:filename>", "/", "/<pwapath:filename>",
+          "/api/v1/auth/login"}
+
+
+@pytest.fixture
+def app_config():
+    return {"LOGIN_RATE_LIMIT": "1000 per minute", "LOGIN_IP_RATE_LIMIT": "1000 per minute"}
+
+
+@pytest.fixture
+def town_a(client, auth):
+    """A case, a conflict, a held op and a phone in township A."""
+    worker = Phone(client, auth, "wanggeyuan", device_id="phone-of-town-a-01")
+    reviewer = Phone(client, auth, "reviewer")
+    case_id = worker.one(report_op(photos=[fake_hash("town-a-photo")], description="安阳街道的秘密隐患"))["case_id"]
+    reviewer.one(update_op(case_id, 1, {"risk_level": "red"}))
+    conflict = worker.one(update_op(case_id, 1, {"risk_level": "blue"}))["conflicts"][0]["conflict_id"]
+    held_case = new_id()
+    worker.one(note_op(held_case))
+    return {"case": case_id, "conflict": conflict, "device": worker.device_id, "held_case": held_case,
+            "photo": fake_hash("town-a-photo")}
+
+
+def _sync_body(device_id, ops):
+    return {"device_id": device_id, "ops": ops}
+
+
+# (method, rule) -> function(client, headers, objs, phone) returning the response
+ROUTES = {
+    ("POST", "/api/v1/auth/refresh"): lambda c, h, o, p: c.post("/api/v1/auth/refresh", headers=p.refresh_headers),
+    ("POST", "/api/v1/auth/logout"): lambda c, h, o, p: c.post("/api/v1/auth/logout", headers=h),
+    ("GET", "/api/v1/me"): lambda c, h, o, p: c.get("/api/v1/me", headers=h),
+    ("GET", "/api/v1/devices"): lambda c, h, o, p: c.get("/api/v1/devices", headers=h),
+    ("POST", "/api/v1/devices/<device_id>/revoke"):
+        lambda c, h, o, p: c.post(f"/api/v1/devices/{o['device']}/revoke", headers=h),
+    ("GET", "/api/v1/regions"): lambda c, h, o, p: c.get("/api/v1/regions", headers=h),
+    ("GET", "/api/v1/regions/locate"):
+        lambda c, h, o, p: c.get(f"/api/v1/regions/locate?lat={INSIDE_A1_1[0]}&lon={INSIDE_A1_1[1]}", headers=h),
+    ("GET", "/api/v1/regions/<code>"): lambda c, h, o, p: c.get(f"/api/v1/regions/{TOWN_A}", headers=h),
+    ("GET", "/api/v1/regions/<code>/children"):
+        lambda c, h, o, p: c.get(f"/api/v1/regions/{TOWN_A}/children", headers=h),
+    ("GET", "/api/v1/regions/<code>/geojson"):
+        lambda c, h, o, p: c.get(f"/api/v1/regions/{MICRO_A1_1}/geojson", headers=h),
+    ("GET", "/api/v1/categories"): lambda c, h, o, p: c.get("/api/v1/categories", headers=h),
+    ("GET", "/api/v1/workflow"): lambda c, h, o, p: c.get("/api/v1/workflow", headers=h),
+    ("GET", "/api/v1/conflicts"): lambda c, h, o, p: c.get("/api/v1/conflicts?status=all", headers=h),
+    ("POST", "/api/v1/conflicts/<conflict_id>/resolve"):
+        lambda c, h, o, p: c.post(f"/api/v1/conflicts/{o['conflict']}/resolve", json={"choose": "client"},
+                                  headers=h),
+    ("POST", "/api/v1/sync"): lambda c, h, o, p: c.post("/api/v1/sync", headers=h, json=_sync_body(p.device_id, [
+        note_op(o["case"]), update_op(o["case"], 1, {"description": "改掉"}),
+        transition_op(o["case"], 2, "accept"), report_op(micro_grid=MICRO_A1_1)])),
+    ("GET", "/api/v1/sync/changes"): lambda c, h, o, p: c.get("/api/v1/sync/changes", headers=h),
+    ("GET", "/api/v1/sync/orphans"): lambda c, h, o, p: c.get("/api/v1/sync/orphans?older_than_hours=0", headers=h),
+}
+
+
+def _api_rules(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule in PUBLIC or rule.endpoint == "static":
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield method, rule.rule
+
+
+def test_every_route_is_in_the_walk(app):
+    missing = sorted(set(_api_rules(app)) - set(ROUTES))
+    assert not missing, f"add these routes to the scope walk: {missing}"
+
+
+class _OutsiderPhone(Phone):
+    def __init__(self, client, auth, username):
+        super().__init__(client, auth, username)
+        self.refresh_headers = {"Authorization": f"Bearer {self.tokens['refresh_token']}"}
+
+
+@pytest.mark.parametrize("username", OUTSIDERS)
+def test_outsiders_get_nothing_of_township_a(app, client, auth, town_a, username):
+    secrets = [town_a["case"], town_a["conflict"], town_a["device"], town_a["held_case"], town_a["photo"],
+               "wanggeyuan", "安阳街道", TOWN_A, "秘密隐患"]
+    for (method, rule), call in sorted(ROUTES.items()):
+        phone = _OutsiderPhone(client, auth, username)  # fresh tokens: logout and refresh spend them
+        response = call(client, phone.headers, town_a, phone)
+        text = response.get_data(as_text=True)
+        assert response.status_code < 500, (method, rule, text)
+        leaked = [s for s in secrets if s in text and not (rule == "/api/v1/sync" and s == town_a["case"])]
+        assert not leaked, f"{username} {method} {rule} leaked {leaked}: {text[:300]}"
+        if rule == "/api/v1/sync":
+            results = response.get_json()["results"]
+            assert [r["status"] for r in results] == ["rejected"] * 4, results
+            assert {r["code"] for r in results} <= {"out_of_scope", "forbidden"}, results
+        elif response.status_code == 200 and rule not in (
+                "/api/v1/me", "/api/v1/regions", "/api/v1/categories", "/api/v1/workflow", "/api/v1/auth/refresh"):
+            body = response.get_json()
+            empty = body in ([], {}) or (isinstance(body, dict) and body.get("changes") == [])
+            mine_only = rule == "/api/v1/devices" and all(d["username"] == username for d in body)
+            assert empty or mine_only, f"{username} {method} {rule} got {json.dumps(body)[:300]}"
+        elif response.status_code not in (200, 204):
+            assert response.status_code in (403, 404), (method, rule, response.status_code, text)
