@@ -1,12 +1,13 @@
-"""Categories, the workflow table, and conflicts (the review queue and case pages grow here)."""
+"""Case pages, categories, the workflow table, and conflicts."""
 
 from __future__ import annotations
 
+from flask import jsonify
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from app.auth.tokens import auth_required, current_user, current_session
-from app.cases import services, workflow
+from app.cases import detail, services, workflow
 from app.cases.conflicts import list_conflicts
 from app.cases.models import Category, Conflict
 from app.cases.schemas import CategoryOut, ConflictOut, ConflictQuery, ResolveIn, WorkflowRowOut
@@ -31,6 +32,16 @@ def categories():
 def workflow_table():
     """The case life cycle as data: every (state, action) → next state, who may, what it needs."""
     return workflow.as_list()
+
+
+@blp.route("/cases/<case_id>", methods=["GET"])
+@blp.doc(responses={"200": {"description": "the case with its timeline, notes, photos by role, conflicts, duplicates"}})
+@auth_required()
+def case_page(case_id: str):
+    """One case: fields, version, state, level, flags, missing photos, photos by role, timeline (who changed
+    what, when, from which device and op), conflicts and linked duplicates."""
+    case = services.require_visible_case(case_id, current_user)
+    return jsonify(detail.case_page(case, current_user))
 
 
 @blp.route("/conflicts", methods=["GET"])

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.auth.scope import case_criterion
 from app.cases import services as cases
+from app.cases.detail import case_to_dict
 from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
 from app.database import utcnow
 from app.devices.models import Device
@@ -320,22 +321,6 @@ def _working_set(user: User):
         return or_(mine, Case.state.in_(OPEN_STATES) & (Case.level != "grid"))
     region = getattr(Case, f"{user.region.level}_code") == user.region_code
     return or_(mine, and_(region, Case.state.in_(OPEN_STATES)))
-
-
-def case_to_dict(case: Case, usernames: dict[int, str], photos: list[dict]) -> dict:
-    return {
-        "id": case.id, "number": case.number, "state": case.state, "level": case.level,
-        "category": case.category, "risk_level": case.risk_level, "description": case.description,
-        "micro_grid_id": case.micro_grid_code, "grid_id": case.grid_code,
-        "location": case.field_value("location"), "handled_on_spot": case.handled_on_spot,
-        "suspended": case.suspended_at is not None,
-        "reporter": usernames.get(case.reporter_id), "assignee": usernames.get(case.assignee_id),
-        "unit": case.unit, "merged_into": case.merged_into, "flags": case.flags or [],
-        "duplicate_of": case.duplicate_of or [], "version": case.version,
-        "captured_at": case.captured_at.isoformat() if case.captured_at else None,
-        "reported_at": case.reported_at.isoformat(), "updated_at": case.updated_at.isoformat(),
-        "photos": photos,
-    }
 
 
 def changes_since(user: User, cursor: int, limit: int) -> dict:

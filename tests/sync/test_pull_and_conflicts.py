@@ -175,3 +175,29 @@ def test_categories_and_workflow_tables(client, auth):
             "needs": []} in table
     assert any(row["action"] == "resolve" and "rectification_photo_or_note" in row["needs"] for row in table)
     assert new_id() != new_id()
+
+
+def test_case_page_answers_who_changed_what_and_when(client, auth):
+    worker = Phone(client, auth, "wanggeyuan", device_id="phone-timeline-01")
+    reviewer = Phone(client, auth, "reviewer")
+    report = report_op(photos=["a" * 64])
+    cid = worker.one(report)["case_id"]
+    reviewer.one(update_op(cid, 1, {"risk_level": "red"}))
+    conflict = worker.one(update_op(cid, 1, {"risk_level": "blue"}))
+    worker.one(note_op(cid, text="补拍一张", photos=["b" * 64]))
+    page = client.get(f"/api/v1/cases/{cid}", headers=auth.headers("reviewer")).get_json()
+    assert [e["action"] for e in page["timeline"]] == ["create", "update", "update", "note"]
+    second = page["timeline"][1]
+    assert second["actor"] == "reviewer" and second["changes"] == {"risk_level": ["yellow", "red"]}
+    assert second["at"] and second["op_id"]
+    first = page["timeline"][0]
+    assert first["actor"] == "wanggeyuan" and first["device_id"] == "phone-timeline-01"
+    assert first["op_id"] == report["op_id"]
+    assert page["conflicts"][0]["id"] == conflict["conflicts"][0]["conflict_id"]
+    assert page["missing_photos"] == ["a" * 64, "b" * 64]
+    assert [p["sha256"] for p in page["photos_by_role"]["evidence"]] == ["a" * 64, "b" * 64]
+    assert page["notes"][0]["text"] == "补拍一张" and page["notes"][0]["author"] == "wanggeyuan"
+    # the reporter sees the page without the reviewers' conflict list; outsiders see nothing
+    assert client.get(f"/api/v1/cases/{cid}", headers=worker.headers).get_json()["conflicts"] == []
+    assert client.get(f"/api/v1/cases/{cid}", headers=auth.headers("reviewer_b")).status_code == 404
+    assert client.get(f"/api/v1/cases/{new_id()}", headers=auth.headers("reviewer")).status_code == 404
