@@ -58,6 +58,7 @@ ROUTES = {
         lambda c, h, o, p: c.get(f"/api/v1/regions/{MICRO_A1_1}/geojson", headers=h),
     ("GET", "/api/v1/categories"): lambda c, h, o, p: c.get("/api/v1/categories", headers=h),
     ("GET", "/api/v1/workflow"): lambda c, h, o, p: c.get("/api/v1/workflow", headers=h),
+    ("GET", "/api/v1/cases/<case_id>"): lambda c, h, o, p: c.get(f"/api/v1/cases/{o['case']}", headers=h),
     ("GET", "/api/v1/conflicts"): lambda c, h, o, p: c.get("/api/v1/conflicts?status=all", headers=h),
     ("POST", "/api/v1/conflicts/<conflict_id>/resolve"):
         lambda c, h, o, p: c.post(f"/api/v1/conflicts/{o['conflict']}/resolve", json={"choose": "client"},
