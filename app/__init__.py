@@ -110,11 +110,12 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from app.cases.commands import calendar_cli, cases_cli
     from app.demo.commands import demo_cli
     from app.regions.commands import regions_cli
     from app.users.commands import users_cli
 
-    for group in (regions_cli, users_cli, demo_cli):
+    for group in (regions_cli, users_cli, demo_cli, cases_cli, calendar_cli):
         app.cli.add_command(group)
 
 

@@ -2,7 +2,8 @@
 
 from app.auth.models import AuthSession  # noqa: F401
 from app.cases.models import (  # noqa: F401
-    Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, Category, Conflict, Counter,
+    CalendarDay, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, CaseStage, Category, Conflict, Counter,
+    PointsEntry, SlaRule,
 )
 from app.devices.models import Device  # noqa: F401
 from app.media.models import Photo  # noqa: F401

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import UTCDateTime, utcnow
@@ -82,6 +82,14 @@ class Case(db.Model):
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # server clock
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Working hours from report to close-out, frozen at verify_close (median and p90 in the figures).
+    hours_to_close: Mapped[float | None] = mapped_column(Float)
+
+    # The running stage's clock (see app/cases/deadlines.py): due_at passes → overdue; warn_at → yellow.
+    stage: Mapped[str | None] = mapped_column(String(16))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     flags: Mapped[list] = mapped_column(JSON, default=list)
     duplicate_of: Mapped[list] = mapped_column(JSON, default=list)
@@ -187,6 +195,65 @@ class Conflict(db.Model):
     resolved_value: Mapped[object | None] = mapped_column(JSON)
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaseStage(db.Model):
+    """One timed stage of a case (accept, close): its limit, the working time it used, its outcome."""
+
+    __tablename__ = "case_stages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    limit_minutes: Mapped[int]
+    # Working seconds used before the current running period (suspension stops the clock).
+    consumed_s: Mapped[float] = mapped_column(Float, default=0.0)
+    running_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # on_time | overdue, frozen at the end
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CalendarDay(db.Model):
+    """A day that breaks the Monday-Friday rule: a holiday (放假) or a make-up workday (调休上班)."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(64), default="")
+
+
+class SlaRule(db.Model):
+    """A time limit for a stage by risk colour, optionally narrowed to a category and a handling level."""
+
+    __tablename__ = "sla_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    risk_level: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
+    level: Mapped[str | None] = mapped_column(String(16))
+    limit_minutes: Mapped[int]
+
+    __table_args__ = (UniqueConstraint("stage", "risk_level", "category", "level", name="uq_sla_rules_key"),)
+
+
+class PointsEntry(db.Model):
+    """Volunteer points (积分制): earned when a report is confirmed, taken back if it is later merged or
+    rejected. A ledger, so every figure is a sum and every change has a reason."""
+
+    __tablename__ = "points_ledger"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    points: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class CaseScopeExit(db.Model):

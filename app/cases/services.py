@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.auth.scope import case_visible, in_subtree
-from app.cases import workflow
+from app.cases import deadlines, workflow
+from app.cases.hooks import transition_hooks
 from app.cases.models import (
     OPEN_STATES, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, Category, Conflict, Counter, cell_of,
 )
@@ -48,7 +49,7 @@ class Refused(DomainError):
 class Actor:
     """Who does something, from where, and when (server clock; the device's is kept beside it)."""
 
-    user: User
+    user: User | None  # None: the system (scheduled commands)
     device_id: str | None = None
     op_id: str | None = None
     client_time: datetime | None = None
@@ -120,7 +121,8 @@ def finish_changes() -> None:
 def _event(case: Case, actor: Actor, action: str, changes: dict | None = None, data: dict | None = None) -> int:
     case.version = (case.version or 0) + 1
     case.updated_at = actor.now
-    db.session.add(CaseEvent(case_id=case.id, version=case.version, action=action, actor_id=actor.user.id,
+    db.session.add(CaseEvent(case_id=case.id, version=case.version, action=action,
+                             actor_id=actor.user.id if actor.user is not None else None,
                              device_id=actor.device_id, op_id=actor.op_id, at=actor.now,
                              client_time=actor.client_time, changes=changes or {}, data=data or {}))
     touch(case)
@@ -313,6 +315,7 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple
         data={"flags": outcome.flags, "duplicate_of": dups, "handled_on_spot": on_spot,
               "location_original": original, "captured_at": case.captured_at_raw})
     _link_photos(case, actor, report.get("photos") or [], "rectification" if on_spot else "evidence", version)
+    deadlines.on_created(case, actor.now)
     return case, outcome
 
 
@@ -428,6 +431,8 @@ def update_case(actor: Actor, case: Case, base_version: int, changes: dict, *,
             db.session.add(conflict)
             outcome.conflicts.append({"field": name, "base": conflict.base, "server": server_value,
                                       "client": client_value, "conflict_id": conflict.id})
+    if {"risk_level", "category"} & set(applied):
+        deadlines.on_limits_changed(case, actor.now)
     if applied or outcome.conflicts:
         data = {"base_version": base_version}
         if outcome.conflicts:
@@ -606,8 +611,6 @@ def transition(actor: Actor, case: Case, action: str, base_version: int, params:
         case.closed_at = actor.now
     elif action == "reopen":
         case.closed_at = None
-    from app.cases.hooks import transition_hooks
-
     for hook in transition_hooks:
         hook(actor, case, row, changes, data)
     version = _event(case, actor, "transition", changes=changes, data=data)
@@ -703,3 +706,32 @@ def _cases_follow_region(region: Region, values: dict) -> None:
 
 
 region_moved_hooks.append(_cases_follow_region)
+transition_hooks.append(deadlines.on_transition)
+
+
+def escalate_overdue(now: datetime | None = None) -> list[Case]:
+    """Escalate every open case whose running stage is overdue by one handling level, once per stage, and
+    record why. Safe to run again (cron): a stage already escalated is left alone."""
+    from app.cases.models import CaseStage
+
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(Case, CaseStage).join(CaseStage, and_(CaseStage.case_id == Case.id, CaseStage.ended_at.is_(None)))
+        .where(deadlines.overdue_criterion(now), CaseStage.escalated_at.is_(None), Case.suspended_at.is_(None),
+               Case.state.in_(OPEN_STATES))
+        .order_by(Case.due_at, Case.id).with_for_update(of=CaseStage)).all()
+    actor = Actor(user=None, now=now)
+    done = []
+    for case, stage in rows:
+        stage.escalated_at = now
+        if case.level == "city":
+            continue
+        new_level = HANDLING_UP[case.level]
+        overdue_h = round(deadlines.Calendar.load().working_seconds(case.due_at, now) / 3600, 2)
+        _event(case, actor, "escalate", changes={"level": [case.level, new_level]},
+               data={"reason": "overdue", "stage": stage.stage, "due_at": case.due_at.isoformat(),
+                     "overdue_working_hours": overdue_h})
+        case.level = new_level
+        deadlines.on_limits_changed(case, now)
+        done.append(case)
+    return done
