@@ -86,10 +86,11 @@ def register_blueprints(app: Flask) -> None:
     from app.auth.routes import blp as auth_blp
     from app.cases.routes import blp as cases_blp
     from app.devices.routes import blp as devices_blp
+    from app.media.routes import blp as media_blp
     from app.regions.routes import blp as regions_blp
     from app.sync.routes import blp as sync_blp
 
-    for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp):
+    for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
 
     @app.get("/")

@@ -54,6 +54,14 @@ class Config:
     # Case numbers: RA-2026-000123 (Rui'an); one prefix per deployment.
     CASE_NUMBER_PREFIX = "RA"
 
+    # A full-resolution phone photo is 2-12 MB (HEIC less); 25 MiB leaves room for a 50 MP camera JPEG.
+    MEDIA_MAX_BYTES = 25 * 1024 * 1024
+    # About 100 photos a day of 5 MB: far beyond a grid worker's day, short of someone filling the disk.
+    MEDIA_DAILY_BYTES_PER_USER = 500 * 1024 * 1024
+    # Pixels decoded per photo at most: a 50 MP sensor, while a decompression bomb stays refused.
+    MEDIA_MAX_PIXELS = 50_000_000
+    # EXIF times without an offset are taken as the deployment's local time (China Standard Time).
+    MEDIA_EXIF_DEFAULT_UTC_OFFSET_HOURS = 8
     # Whole requests (photos come through their own streaming routes with their own limits).
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 

@@ -63,6 +63,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                  "Unsupported photo format; upload a JPEG, PNG, WebP or HEIC photo."),
     "photo_corrupt": ("照片文件已损坏或不完整，无法读取。", "The photo file is corrupt or incomplete and cannot be read."),
     "photo_too_large_pixels": ("照片像素过多，超出允许的上限。", "The photo has more pixels than allowed."),
+    "hash_mismatch": ("上传内容的 SHA-256 与声明的不一致，请重新上传。",
+                      "The uploaded bytes do not match the stated SHA-256; upload them again."),
+    "upload_quota": ("今日照片上传量已达上限，请明天再试。", "Today's photo upload allowance is used up; try again tomorrow."),
 }
 
 

@@ -7,6 +7,7 @@ none of A's ids, codes, names or usernames.
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -68,7 +69,27 @@ ROUTES = {
         transition_op(o["case"], 2, "accept"), report_op(micro_grid=MICRO_A1_1)])),
     ("GET", "/api/v1/sync/changes"): lambda c, h, o, p: c.get("/api/v1/sync/changes", headers=h),
     ("GET", "/api/v1/sync/orphans"): lambda c, h, o, p: c.get("/api/v1/sync/orphans?older_than_hours=0", headers=h),
+    # Photos are content-addressed: asking about a hash echoes only what the caller sent.
+    ("POST", "/api/v1/media/missing"):
+        lambda c, h, o, p: c.post("/api/v1/media/missing", json={"hashes": [fake_hash("outsider's own")]}, headers=h),
+    ("PUT", "/api/v1/media/<sha256>"):  # other bytes under A's photo hash: refused (422), nothing stored
+        lambda c, h, o, p: c.put(f"/api/v1/media/{o['photo']}", data=b"\xff\xd8\xff not that photo", headers=h),
+    ("POST", "/api/v1/media"):
+        lambda c, h, o, p: c.post("/api/v1/media", data={"file": (io.BytesIO(b"<svg/>"), "a.jpg")},
+                                  content_type="multipart/form-data", headers=h),
+    ("GET", "/api/v1/media/<sha256>"): lambda c, h, o, p: c.get(f"/api/v1/media/{o['photo']}?variant=thumb", headers=h),
+    ("GET", "/api/v1/stats"): lambda c, h, o, p: c.get(f"/api/v1/stats?region={TOWN_A}", headers=h),
+    ("GET", "/api/v1/points"): lambda c, h, o, p: c.get(f"/api/v1/points?region={TOWN_A}", headers=h),
+    ("GET", "/open311/v2/services.json"):
+        lambda c, h, o, p: c.get(f"/open311/v2/services.json?jurisdiction_id={TOWN_A}", headers=h),
+    ("GET", "/open311/v2/requests.json"): lambda c, h, o, p: c.get("/open311/v2/requests.json", headers=h),
+    ("POST", "/open311/v2/requests.json"): lambda c, h, o, p: c.post("/open311/v2/requests.json", headers=h, data={
+        "service_code": "fire_hazard", "lat": INSIDE_A1_1[0], "long": INSIDE_A1_1[1], "description": "越界上报"}),
+    ("GET", "/open311/v2/requests/<request_id>.json"):
+        lambda c, h, o, p: c.get(f"/open311/v2/requests/{o['case']}.json", headers=h),
 }
+# Uploads act on the caller's own bytes, not on A's objects: refusing bad bytes (422) is their answer.
+UPLOADS = {"/api/v1/media/<sha256>", "/api/v1/media"}
 
 
 def _api_rules(app):
@@ -106,10 +127,11 @@ def test_outsiders_get_nothing_of_township_a(app, client, auth, town_a, username
             assert [r["status"] for r in results] == ["rejected"] * 4, results
             assert {r["code"] for r in results} <= {"out_of_scope", "forbidden"}, results
         elif response.status_code == 200 and rule not in (
-                "/api/v1/me", "/api/v1/regions", "/api/v1/categories", "/api/v1/workflow", "/api/v1/auth/refresh"):
+                "/api/v1/me", "/api/v1/regions", "/api/v1/categories", "/api/v1/workflow", "/api/v1/auth/refresh",
+                "/api/v1/media/missing"):
             body = response.get_json()
             empty = body in ([], {}) or (isinstance(body, dict) and body.get("changes") == [])
             mine_only = rule == "/api/v1/devices" and all(d["username"] == username for d in body)
             assert empty or mine_only, f"{username} {method} {rule} got {json.dumps(body)[:300]}"
-        elif response.status_code not in (200, 204):
+        elif response.status_code not in (200, 204) and not (rule in UPLOADS and response.status_code == 422):
             assert response.status_code in (403, 404), (method, rule, response.status_code, text)

@@ -1,0 +1,134 @@
+"""Photo upload and download: which hashes are missing, PUT by hash, multipart POST (WeChat ``wx.uploadFile``),
+and scope-checked GET of the thumbnail, display copy or original."""
+
+from __future__ import annotations
+
+import os
+
+from flask import current_app, jsonify, request, send_file
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.auth.tokens import auth_required, current_user
+from app.errors import NotFound, PayloadTooLarge, ValidationFailed
+from app.extensions import db
+from app.media import services
+
+blp = Blueprint("media", __name__, description="Photos, by the sha256 of their bytes")
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+
+
+class MissingIn(Schema):
+    hashes = fields.List(fields.String(validate=validate.Regexp(SHA256_PATTERN)), required=True,
+                         validate=validate.Length(max=200))
+
+
+class MissingOut(Schema):
+    missing = fields.List(fields.String())
+
+
+@blp.route("/media/missing", methods=["POST"])
+@blp.arguments(MissingIn)
+@blp.response(200, MissingOut)
+@auth_required()
+def missing(args):
+    """Which of these photo hashes the server has no bytes for yet (upload those)."""
+    return {"missing": services.missing(args["hashes"], current_user)}
+
+
+def _limit() -> int:
+    return int(current_app.config["MEDIA_MAX_BYTES"])
+
+
+def _check_declared_length() -> None:
+    """Refuse by Content-Length before reading a byte (the spooler enforces the limit again)."""
+    if request.content_length is not None and request.content_length > _limit():
+        raise PayloadTooLarge()
+
+
+def _release_transaction() -> None:
+    # Nothing to write yet: end the transaction the token check opened, so that a slow upload over a weak
+    # network does not hold SQLite's write lock (or a PostgreSQL connection in a transaction) while it trickles in.
+    db.session.commit()
+
+
+def _stored(photo, created: bool):
+    response = jsonify(services.photo_dict(photo))
+    response.status_code = 201 if created else 200
+    return response
+
+
+@blp.route("/media/<sha256>", methods=["PUT"])
+@auth_required()
+def put_photo(sha256: str):
+    """Upload one photo as the raw request body; the server checks that its sha256 is the one named."""
+    if not services.is_sha256(sha256):
+        raise NotFound()
+    if services.get_photo(sha256) is not None:
+        # Already here: answer without reading the body (a phone resending after a lost answer).
+        return jsonify({"sha256": sha256, "stored": True}), 200
+    _check_declared_length()
+    if request.content_length:
+        services.check_quota(current_user, request.content_length)
+    _release_transaction()
+    path, actual, _size = services.spool(request.stream, limit=_limit())
+    try:
+        photo, created = services.store_upload_result(path, sha256, current_user, actual_sha256=actual)
+    finally:
+        os.unlink(path)
+    return _stored(photo, created)
+
+
+@blp.route("/media", methods=["POST"])
+@auth_required()
+def post_photo():
+    """Upload one photo as multipart/form-data (the first file field, whatever its name)."""
+    _check_declared_length()
+    if request.content_length:
+        services.check_quota(current_user, request.content_length)
+    _release_transaction()
+    if request.mimetype != "multipart/form-data":
+        raise ValidationFailed("unsupported_media_type", status=415)
+    # Werkzeug parses the form itself; cap what it will accept at our limit (plus the form's own overhead).
+    request.max_content_length = _limit() + 64 * 1024
+    upload = next(iter(request.files.values()), None)
+    if upload is None:
+        raise ValidationFailed("photo_empty")
+    path, actual, _size = services.spool(upload.stream, limit=_limit())
+    try:
+        photo, created = services.store_upload_result(path, None, current_user, actual_sha256=actual)
+    finally:
+        os.unlink(path)
+    return _stored(photo, created)
+
+
+@blp.route("/media/<sha256>", methods=["GET"])
+@auth_required()
+def get_photo(sha256: str):
+    """One variant of a photo (``?variant=thumb|display|original``, display by default); originals carry the
+    camera's EXIF, GPS included, and go to reviewers and admins only."""
+    variant = request.args.get("variant", "display")
+    if variant not in services.VARIANTS:
+        raise ValidationFailed(errors={"query.variant": ["Must be one of: thumb, display, original."]})
+    etag = f"{sha256}-{variant}"
+    photo, stream, content_type = services.open_variant(sha256, variant, current_user)
+    headers = {
+        "ETag": f'"{etag}"',
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.if_none_match.contains(etag):
+        stream.close()
+        response = current_app.response_class(status=304)
+        response.headers.update(headers)
+        return response
+    if variant == "original":
+        name = f"{sha256}-original.{_EXTENSIONS.get(photo.format, 'bin')}"
+    else:
+        name = f"{sha256}-{variant}.jpg"
+    response = send_file(stream, mimetype=content_type, as_attachment=variant == "original",
+                         download_name=name, etag=False, conditional=False, max_age=None)
+    response.headers.update(headers)
+    return response

@@ -1,0 +1,260 @@
+"""Photo uploads: check the hash, run the pipeline, store the bytes, record the ``Photo`` row, and re-check
+the cases that were waiting for it; and serve the variants to those who may see them.
+
+A photo is named by the sha256 of its bytes, so storing is idempotent: a second upload of a stored hash is a
+cheap no-op, and two concurrent uploads of the same bytes leave one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime, timedelta, timezone
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import DomainError, NotFound
+from app.extensions import db
+from app.media.models import Photo
+from app.media.pipeline import process_photo, sniff_format
+from app.media.storage import file_sha256, key_for, storage_from_config
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("thumb", "display", "original")
+PRIVILEGED = ("reviewer", "admin")  # may fetch originals (with their EXIF, GPS included)
+_HEX = set("0123456789abcdef")
+
+
+def is_sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+
+
+def storage():
+    return storage_from_config(current_app.config)
+
+
+def tmp_dir() -> str:
+    """Where uploads are spooled before they are checked (beside the store, so nothing crosses disks)."""
+    path = os.path.join(current_app.config["MEDIA_DIR"], "tmp")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def get_photo(sha256: str) -> Photo | None:
+    return db.session.get(Photo, sha256) if is_sha256(sha256) else None
+
+
+def missing(hashes: list[str], user) -> list[str]:
+    """Which of ``hashes`` the server has no bytes for (in the order given, without repeats)."""
+    wanted = list(dict.fromkeys(h for h in hashes if is_sha256(h)))
+    if not wanted:
+        return []
+    have = set(db.session.scalars(select(Photo.sha256).where(Photo.sha256.in_(wanted))))
+    return [h for h in wanted if h not in have]
+
+
+# ---------------------------------------------------------------------------------------------- quota
+
+
+def _utc_midnight(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def check_quota(user, incoming: int) -> None:
+    """Refuse (429 upload_quota, Retry-After until UTC midnight) when ``incoming`` more bytes would take the
+    user past MEDIA_DAILY_BYTES_PER_USER today."""
+    limit = int(current_app.config["MEDIA_DAILY_BYTES_PER_USER"])
+    now = datetime.now(UTC)
+    since = _utc_midnight(now)
+    used = db.session.scalar(select(func.coalesce(func.sum(Photo.size), 0)).where(
+        Photo.uploaded_by == user.id, Photo.stored_at >= since)) or 0
+    if int(used) + incoming > limit:
+        retry = max(1, int((since + timedelta(days=1) - now).total_seconds()))
+        raise DomainError("upload_quota", status=429, headers={"Retry-After": str(retry)})
+
+
+# ---------------------------------------------------------------------------------------------- storing
+
+
+def _exif_times(value: datetime | None) -> tuple[datetime | None, str | None]:
+    """(aware time, raw naive text). A camera that wrote no offset is taken to be on the deployment's
+    local time (MEDIA_EXIF_DEFAULT_UTC_OFFSET_HOURS); the text as written is kept beside it."""
+    if value is None:
+        return None, None
+    if value.tzinfo is not None:
+        return value.astimezone(UTC), None
+    hours = float(current_app.config["MEDIA_EXIF_DEFAULT_UTC_OFFSET_HOURS"])
+    return value.replace(tzinfo=timezone(timedelta(hours=hours))).astimezone(UTC), value.isoformat()
+
+
+def _put_bytes(store, key: str, data: bytes) -> None:
+    fd, path = tempfile.mkstemp(dir=tmp_dir(), prefix="variant-", suffix=".jpg")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        store.put_file(key, path)
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def store_upload(tmp_path: str | os.PathLike, claimed_sha256: str | None, user, *,
+                 actual_sha256: str | None = None) -> Photo:
+    """Store the photo spooled at ``tmp_path``; see ``store_upload_result``."""
+    return store_upload_result(tmp_path, claimed_sha256, user, actual_sha256=actual_sha256)[0]
+
+
+def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None, user, *,
+                        actual_sha256: str | None = None) -> tuple[Photo, bool]:
+    """Check and store the photo at ``tmp_path`` (the caller removes the file); returns (photo, created).
+
+    ``claimed_sha256`` None means "whatever the bytes hash to" (multipart uploads); ``actual_sha256`` spares
+    re-reading a file the caller hashed while spooling it. Raises DomainError 422 ``hash_mismatch``,
+    PhotoRejected (422), DomainError 429 ``upload_quota``. Commits.
+    """
+    actual = actual_sha256 or file_sha256(tmp_path)
+    if claimed_sha256 is not None and actual != claimed_sha256:
+        raise DomainError("hash_mismatch", status=422)
+    existing = db.session.get(Photo, actual)
+    if existing is not None:
+        return existing, False
+    size = os.path.getsize(tmp_path)
+    check_quota(user, size)
+    user_id = user.id
+    # End the read transaction before the slow part: on SQLite a write request's transaction holds the
+    # database's write lock from its first statement, and decoding a photo takes up to a second.
+    db.session.commit()
+    processed = process_photo(tmp_path, max_pixels=int(current_app.config["MEDIA_MAX_PIXELS"]))
+
+    store = storage()
+    # Derivatives first, the original last: the original's presence is never taken to mean "complete",
+    # the row is, and it is inserted only after all three objects are in.
+    _put_bytes(store, key_for("thumb", actual), processed.thumb)
+    _put_bytes(store, key_for("display", actual), processed.display)
+    store.put_file(key_for("original", actual), tmp_path)
+
+    exif_time, exif_naive = _exif_times(processed.exif_time)
+    photo = Photo(sha256=actual, size=size, format=processed.format, mime=processed.mime,
+                  width=processed.width, height=processed.height, exif_time=exif_time,
+                  exif_time_naive=exif_naive, exif_lat=processed.exif_lat, exif_lon=processed.exif_lon,
+                  camera=(processed.camera or None) and processed.camera[:64], phash=processed.phash,
+                  uploaded_by=user_id)
+    try:
+        with db.session.begin_nested():
+            db.session.add(photo)
+    except IntegrityError:
+        # Another upload of the same bytes committed first; its objects are identical to ours.
+        db.session.rollback()
+        return db.session.get(Photo, actual), False
+    _photo_arrived(actual)
+    from app.cases.services import finish_changes
+
+    finish_changes()
+    db.session.commit()
+    return photo, True
+
+
+def _photo_arrived(sha256: str) -> None:
+    """Re-check every case that links this photo (its EXIF and phash are known now) and mark those cases
+    changed, so phones pulling see that the photo is no longer missing."""
+    from app.cases.models import Case, CasePhoto
+    from app.cases.services import touch
+    from app.media.links import check_links
+
+    links = list(db.session.scalars(select(CasePhoto).where(CasePhoto.sha256 == sha256)))
+    by_case: dict[str, list[CasePhoto]] = {}
+    for link in links:
+        by_case.setdefault(link.case_id, []).append(link)
+    for case_id, case_links in sorted(by_case.items()):
+        case = db.session.get(Case, case_id)
+        if case is None:
+            continue
+        check_links(case, case_links)
+        touch(case)
+
+
+def spool(stream: BinaryIO, *, limit: int, chunk_size: int = 64 * 1024) -> tuple[str, str, int]:
+    """Copy ``stream`` to a temp file under MEDIA_DIR/tmp in chunks, hashing as it goes.
+
+    Returns (path, sha256, size); the caller removes the file. Raises PayloadTooLarge past ``limit`` bytes
+    (the partial file is removed).
+    """
+    from app.errors import PayloadTooLarge
+
+    digest = hashlib.sha256()
+    size = 0
+    fd, path = tempfile.mkstemp(dir=tmp_dir(), prefix="upload-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                chunk = stream.read(chunk_size)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge()
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path, digest.hexdigest(), size
+
+
+# ---------------------------------------------------------------------------------------------- serving
+
+
+def _visible(sha256: str, user) -> bool:
+    from app.auth.scope import case_criterion
+    from app.cases.models import Case, CasePhoto
+
+    linked = db.session.scalar(select(CasePhoto.id).where(CasePhoto.sha256 == sha256).limit(1))
+    if linked is None:
+        photo = db.session.get(Photo, sha256)
+        return photo is not None and (photo.uploaded_by == user.id or user.role == "admin")
+    return db.session.scalar(
+        select(CasePhoto.id).join(Case, Case.id == CasePhoto.case_id)
+        .where(CasePhoto.sha256 == sha256, case_criterion(Case, user)).limit(1)) is not None
+
+
+def open_variant(sha256: str, variant: str, user) -> tuple[Photo, BinaryIO, str]:
+    """(photo, open stream, content type) of one variant, if ``user`` may see it: they can see a case
+    linking the photo, or uploaded it and it is not linked yet. Originals only for reviewers and admins.
+    Raises NotFound otherwise (never Forbidden: nothing about other townships leaks)."""
+    if variant not in VARIANTS or not is_sha256(sha256):
+        raise NotFound()
+    photo = db.session.get(Photo, sha256)
+    if photo is None or not _visible(sha256, user):
+        raise NotFound()
+    if variant == "original" and user.role not in PRIVILEGED:
+        raise NotFound()
+    try:
+        stream = storage().open(key_for(variant, sha256))
+    except FileNotFoundError:
+        log.error("photo %s has a row but no %s object", sha256, variant)
+        raise NotFound() from None
+    if variant != "original":
+        return photo, stream, "image/jpeg"
+    head = stream.read(16) if hasattr(stream, "seek") else b""
+    if hasattr(stream, "seek"):
+        stream.seek(0)
+        kind = sniff_format(head)
+    else:
+        kind = photo.format  # a non-seekable (S3) stream: trust the row, written from sniffing at intake
+    content_type = photo.mime if kind in ("JPEG", "PNG", "WEBP", "HEIF") else "application/octet-stream"
+    return photo, stream, content_type
+
+
+def photo_dict(photo: Photo) -> dict:
+    return {"sha256": photo.sha256, "size": photo.size, "width": photo.width, "height": photo.height,
+            "format": photo.format, "mime": photo.mime,
+            "exif_time": photo.exif_time.isoformat() if photo.exif_time else None,
+            "exif_lat": photo.exif_lat, "exif_lon": photo.exif_lon}
