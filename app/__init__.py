@@ -92,6 +92,9 @@ def register_blueprints(app: Flask) -> None:
 
     for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
+    from app.media.tus import blp as tus_blp
+
+    app.register_blueprint(tus_blp, url_prefix="/api/v1")  # tus speaks headers, not JSON: not in the spec
 
     @app.get("/")
     def pwa_index():

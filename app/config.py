@@ -62,6 +62,8 @@ class Config:
     MEDIA_MAX_PIXELS = 50_000_000
     # EXIF times without an offset are taken as the deployment's local time (China Standard Time).
     MEDIA_EXIF_DEFAULT_UTC_OFFSET_HOURS = 8
+    # A phone that lost its connection comes back within a day; older partial uploads are removed.
+    TUS_EXPIRE_HOURS = 24
     # Whole requests (photos come through their own streaming routes with their own limits).
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 

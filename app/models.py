@@ -6,7 +6,7 @@ from app.cases.models import (  # noqa: F401
     PointsEntry, SlaRule,
 )
 from app.devices.models import Device  # noqa: F401
-from app.media.models import Photo  # noqa: F401
+from app.media.models import Photo, Upload  # noqa: F401
 from app.regions.models import Region  # noqa: F401
 from app.sync.models import HeldOp, OpLog  # noqa: F401
 from app.users.models import User  # noqa: F401

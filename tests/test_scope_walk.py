@@ -33,8 +33,11 @@ def town_a(client, auth):
     conflict = worker.one(update_op(case_id, 1, {"risk_level": "blue"}))["conflicts"][0]["conflict_id"]
     held_case = new_id()
     worker.one(note_op(held_case))
+    created = client.post("/api/v1/uploads/", headers={**worker.headers, "Tus-Resumable": "1.0.0",
+                                                        "Upload-Length": "100"})
+    upload = created.headers["Location"].rsplit("/", 1)[1]
     return {"case": case_id, "conflict": conflict, "device": worker.device_id, "held_case": held_case,
-            "photo": fake_hash("town-a-photo")}
+            "photo": fake_hash("town-a-photo"), "upload": upload}
 
 
 def _sync_body(device_id, ops):
@@ -77,6 +80,13 @@ ROUTES = {
     ("POST", "/api/v1/media"):
         lambda c, h, o, p: c.post("/api/v1/media", data={"file": (io.BytesIO(b"<svg/>"), "a.jpg")},
                                   content_type="multipart/form-data", headers=h),
+    ("POST", "/api/v1/uploads/"):  # an upload of the outsider's own: created, nothing of A in it
+        lambda c, h, o, p: c.post("/api/v1/uploads/", headers={**h, "Tus-Resumable": "1.0.0", "Upload-Length": "10"}),
+    ("PATCH", "/api/v1/uploads/<upload_id>"):
+        lambda c, h, o, p: c.patch(f"/api/v1/uploads/{o['upload']}", data=b"x", headers={
+            **h, "Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}),
+    ("DELETE", "/api/v1/uploads/<upload_id>"):
+        lambda c, h, o, p: c.delete(f"/api/v1/uploads/{o['upload']}", headers={**h, "Tus-Resumable": "1.0.0"}),
     ("GET", "/api/v1/media/<sha256>"): lambda c, h, o, p: c.get(f"/api/v1/media/{o['photo']}?variant=thumb", headers=h),
     ("GET", "/api/v1/stats"): lambda c, h, o, p: c.get(f"/api/v1/stats?region={TOWN_A}", headers=h),
     ("GET", "/api/v1/points"): lambda c, h, o, p: c.get(f"/api/v1/points?region={TOWN_A}", headers=h),
@@ -113,7 +123,7 @@ class _OutsiderPhone(Phone):
 
 @pytest.mark.parametrize("username", OUTSIDERS)
 def test_outsiders_get_nothing_of_township_a(app, client, auth, town_a, username):
-    secrets = [town_a["case"], town_a["conflict"], town_a["device"], town_a["held_case"], town_a["photo"],
+    secrets = [town_a["case"], town_a["conflict"], town_a["device"], town_a["held_case"], town_a["photo"], town_a["upload"],
                "wanggeyuan", "安阳街道", TOWN_A, "秘密隐患"]
     for (method, rule), call in sorted(ROUTES.items()):
         phone = _OutsiderPhone(client, auth, username)  # fresh tokens: logout and refresh spend them
@@ -133,5 +143,7 @@ def test_outsiders_get_nothing_of_township_a(app, client, auth, town_a, username
             empty = body in ([], {}) or (isinstance(body, dict) and body.get("changes") == [])
             mine_only = rule == "/api/v1/devices" and all(d["username"] == username for d in body)
             assert empty or mine_only, f"{username} {method} {rule} got {json.dumps(body)[:300]}"
+        elif rule == "/api/v1/uploads/" and response.status_code == 201:
+            assert not response.get_data(), "a creation answers with headers only"
         elif response.status_code not in (200, 204) and not (rule in UPLOADS and response.status_code == 422):
             assert response.status_code in (403, 404), (method, rule, response.status_code, text)

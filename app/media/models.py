@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import UTCDateTime, utcnow
@@ -28,3 +28,16 @@ class Photo(db.Model):
     phash: Mapped[str | None] = mapped_column(String(16), index=True)
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Upload(db.Model):
+    """A resumable (tus) upload in progress; its bytes so far are MEDIA_DIR/tus/<id>.part."""
+
+    __tablename__ = "tus_uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

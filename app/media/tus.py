@@ -1,0 +1,259 @@
+"""Resumable uploads: tus 1.0.0 at ``/api/v1/uploads/`` for large photos over weak networks.
+
+Extensions: creation, checksum (sha256, sha1), termination, expiration. The bytes received so far live in
+``MEDIA_DIR/tus/<id>.part``; the file's size is the upload's offset, so a server killed mid-chunk loses at
+most that chunk and the phone resumes from what ``HEAD`` reports. A chunk that carries ``Upload-Checksum``
+is written aside first and appended only when it matches (460 otherwise). When the last byte arrives the
+file goes through the same pipeline and store as every other upload path.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import shutil
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
+
+from app.auth.tokens import auth_required, current_user
+from app.database import utcnow
+from app.errors import DomainError, NotFound, PayloadTooLarge, problem
+from app.extensions import db
+from app.media import services
+from app.media.models import Upload
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,checksum,termination,expiration"
+ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
+CHUNK = 64 * 1024
+
+blp = Blueprint("tus", __name__)
+
+
+class TusError(DomainError):
+    pass
+
+
+def _headers(extra: dict | None = None) -> dict:
+    headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store"}
+    headers.update(extra or {})
+    return headers
+
+
+def _dir() -> Path:
+    path = Path(current_app.config["MEDIA_DIR"]) / "tus"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _part(upload_id: str) -> Path:
+    return _dir() / f"{upload_id}.part"
+
+
+def _expiry() -> timedelta:
+    return timedelta(hours=float(current_app.config["TUS_EXPIRE_HOURS"]))
+
+
+def _http_date(when: datetime) -> str:
+    from email.utils import format_datetime
+
+    return format_datetime(when, usegmt=True)
+
+
+@blp.before_request
+def _check_version():
+    if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
+        return problem(412, "tus_version", headers=_headers({"Tus-Version": TUS_VERSION}))
+    return None
+
+
+@blp.after_request
+def _always_tus(response):
+    response.headers.setdefault("Tus-Resumable", TUS_VERSION)
+    return response
+
+
+@blp.route("/uploads/", methods=["OPTIONS"])
+def options():
+    return Response(status=204, headers=_headers({
+        "Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
+        "Tus-Max-Size": str(current_app.config["MEDIA_MAX_BYTES"]),
+        "Tus-Checksum-Algorithm": ",".join(ALGORITHMS)}))
+
+
+def _parse_metadata(value: str | None) -> dict:
+    meta = {}
+    for pair in (value or "").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, encoded = pair.partition(" ")
+        try:
+            meta[key] = base64.b64decode(encoded, validate=True).decode("utf-8") if encoded else ""
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise TusError("tus_bad_metadata", status=400) from exc
+    return meta
+
+
+def expire_stale(now: datetime | None = None) -> int:
+    """Remove partial uploads past their expiry (their files and rows)."""
+    now = now or utcnow()
+    stale = list(db.session.scalars(select(Upload).where(Upload.expires_at <= now)))
+    for upload in stale:
+        _part(upload.id).unlink(missing_ok=True)
+        db.session.delete(upload)
+    return len(stale)
+
+
+@blp.route("/uploads/", methods=["POST"])
+@auth_required()
+def create():
+    """Creation: ``Upload-Length`` and ``Upload-Metadata`` (``sha256`` of the whole file, ``filename``)."""
+    expire_stale()
+    raw_length = request.headers.get("Upload-Length", "")
+    if not raw_length.isdigit():
+        raise TusError("tus_bad_length", status=400)
+    length = int(raw_length)
+    if length > int(current_app.config["MEDIA_MAX_BYTES"]):
+        raise PayloadTooLarge()
+    if length == 0:
+        raise TusError("photo_empty", status=422)
+    meta = _parse_metadata(request.headers.get("Upload-Metadata"))
+    if "sha256" in meta and not services.is_sha256(meta["sha256"]):
+        raise TusError("tus_bad_metadata", status=400)
+    services.check_quota(current_user, length)
+    now = utcnow()
+    upload = Upload(id=uuid.uuid4().hex, user_id=current_user.id, length=length, meta=meta, created_at=now,
+                    expires_at=now + _expiry())
+    db.session.add(upload)
+    db.session.commit()
+    _part(upload.id).touch()
+    return Response(status=201, headers=_headers({
+        "Location": f"{request.url_root.rstrip('/')}/api/v1/uploads/{upload.id}",
+        "Upload-Expires": _http_date(upload.expires_at)}))
+
+
+def _owned(upload_id: str) -> Upload:
+    upload = db.session.get(Upload, upload_id) if len(upload_id) == 32 else None
+    if upload is None or upload.user_id != current_user.id:
+        raise NotFound()
+    if upload.expires_at <= utcnow():
+        _part(upload.id).unlink(missing_ok=True)
+        db.session.delete(upload)
+        db.session.commit()
+        raise TusError("tus_expired", status=410)
+    return upload
+
+
+def _offset(upload: Upload) -> int:
+    try:
+        return _part(upload.id).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+@blp.route("/uploads/<upload_id>", methods=["HEAD"])
+@auth_required()
+def head(upload_id: str):
+    """How much the server has: resume from ``Upload-Offset``."""
+    upload = _owned(upload_id)
+    return Response(status=200, headers=_headers({
+        "Upload-Offset": str(_offset(upload)), "Upload-Length": str(upload.length),
+        "Upload-Expires": _http_date(upload.expires_at)}))
+
+
+def _checksum() -> tuple[str, bytes] | None:
+    value = request.headers.get("Upload-Checksum")
+    if not value:
+        return None
+    algorithm, _, encoded = value.strip().partition(" ")
+    if algorithm not in ALGORITHMS:
+        raise TusError("tus_bad_checksum_algorithm", status=400)
+    try:
+        return algorithm, base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise TusError("tus_bad_checksum_algorithm", status=400) from exc
+
+
+@blp.route("/uploads/<upload_id>", methods=["PATCH"])
+@auth_required()
+def patch(upload_id: str):
+    """Append a chunk at ``Upload-Offset``; the last chunk stores the photo (answer with its metadata)."""
+    if request.mimetype != "application/offset+octet-stream":
+        raise TusError("unsupported_media_type", status=415)
+    upload = _owned(upload_id)
+    claimed_offset = request.headers.get("Upload-Offset", "")
+    offset = _offset(upload)
+    if not claimed_offset.isdigit() or int(claimed_offset) != offset:
+        return problem(409, "tus_offset_mismatch", headers=_headers({"Upload-Offset": str(offset)}))
+    checksum = _checksum()
+    length, upload_id, meta, user = upload.length, upload.id, dict(upload.meta or {}), current_user._get_current_object()
+    db.session.commit()  # no transaction (nor SQLite's write lock) while the chunk trickles in
+    part = _part(upload_id)
+    room = length - offset
+    received = 0
+    if checksum is None:
+        with part.open("ab") as out:
+            while chunk := request.stream.read(CHUNK):
+                if received + len(chunk) > room:
+                    out.write(chunk[: room - received])
+                    received = room
+                    break
+                out.write(chunk)
+                received += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    else:
+        algorithm, expected = checksum
+        digest = ALGORITHMS[algorithm]()
+        aside = part.with_suffix(".chunk")
+        with aside.open("wb") as out:
+            while chunk := request.stream.read(CHUNK):
+                received += len(chunk)
+                if received > room:
+                    aside.unlink(missing_ok=True)
+                    raise TusError("tus_chunk_too_long", status=400)
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.digest() != expected:
+            aside.unlink(missing_ok=True)
+            return problem(460, "tus_checksum_mismatch", headers=_headers({"Upload-Offset": str(offset)}))
+        with part.open("ab") as out, aside.open("rb") as src:
+            shutil.copyfileobj(src, out, CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        aside.unlink(missing_ok=True)
+    new_offset = offset + received
+    headers = _headers({"Upload-Offset": str(new_offset)})
+    if new_offset < length:
+        return Response(status=204, headers=headers)
+    try:
+        photo, _created = services.store_upload_result(part, meta.get("sha256"), user)
+    finally:
+        part.unlink(missing_ok=True)
+        finished = db.session.get(Upload, upload_id)
+        if finished is not None:
+            db.session.delete(finished)
+        db.session.commit()
+    response = jsonify(services.photo_dict(photo))
+    response.status_code = 200
+    response.headers.update(headers)
+    return response
+
+
+@blp.route("/uploads/<upload_id>", methods=["DELETE"])
+@auth_required()
+def terminate(upload_id: str):
+    """Termination: the phone gave up; the partial file goes."""
+    upload = _owned(upload_id)
+    _part(upload.id).unlink(missing_ok=True)
+    _part(upload.id).with_suffix(".chunk").unlink(missing_ok=True)
+    db.session.delete(upload)
+    db.session.commit()
+    return Response(status=204, headers=_headers())
