@@ -12,7 +12,9 @@ from app.extensions import db
 
 EXIF_MAX_DISTANCE_M = 500.0
 EXIF_MAX_TIME = timedelta(hours=24)
-PHASH_MAX_DISTANCE = 6  # of 64 bits: the same scene re-encoded or resized, not merely a similar street
+# Of 64 bits: the same photo re-encoded, resized or lightly cropped, not merely a similar street. The
+# quarter index in Photo finds every hash within this distance (it must stay below 4).
+PHASH_MAX_DISTANCE = 3
 
 
 def _flag(case: Case, link: CasePhoto, flag: str) -> None:
@@ -26,7 +28,6 @@ def check_links(case: Case, links: list[CasePhoto]) -> None:
     """Flag ``photo_reused`` and ``exif_mismatch`` on these links of ``case`` (and on the case)."""
     from app.cases.services import haversine_m
     from app.media.models import Photo
-    from app.media.pipeline import hamming
 
     hashes = sorted({link.sha256 for link in links})
     if not hashes:
@@ -40,14 +41,8 @@ def check_links(case: Case, links: list[CasePhoto]) -> None:
         photo = photos.get(link.sha256)
         if photo is None:
             continue
-        if photo.phash and link.sha256 not in reused:
-            near = db.session.execute(
-                select(Photo.sha256, Photo.phash).join(CasePhoto, CasePhoto.sha256 == Photo.sha256)
-                .where(CasePhoto.case_id != case.id, Photo.phash.is_not(None),
-                       Photo.phash.like(photo.phash[:2] + "%"))
-                .limit(200)).all()
-            if any(hamming(photo.phash, other) <= PHASH_MAX_DISTANCE for _, other in near):
-                _flag(case, link, "photo_reused")
+        if photo.phash and link.sha256 not in reused and _near_duplicate_elsewhere(photo, case):
+            _flag(case, link, "photo_reused")
         reference_time = case.captured_at or case.reported_at
         if photo.exif_time is not None and reference_time is not None and abs(
                 photo.exif_time - reference_time) > EXIF_MAX_TIME:
@@ -55,6 +50,22 @@ def check_links(case: Case, links: list[CasePhoto]) -> None:
         if photo.exif_lat is not None and case.lat is not None and haversine_m(
                 photo.exif_lat, photo.exif_lon, case.lat, case.lon) > EXIF_MAX_DISTANCE_M + (case.accuracy_m or 0):
             _flag(case, link, "exif_mismatch")
+
+
+def _near_duplicate_elsewhere(photo, case: Case) -> bool:
+    """Another photo within PHASH_MAX_DISTANCE bits, linked to another case (found by the quarter index)."""
+    from sqlalchemy import or_
+
+    from app.media.models import Photo, phash_quarters
+    from app.media.pipeline import hamming
+
+    q = phash_quarters(photo.phash)
+    candidates = db.session.execute(
+        select(Photo.phash).join(CasePhoto, CasePhoto.sha256 == Photo.sha256)
+        .where(CasePhoto.case_id != case.id, Photo.sha256 != photo.sha256,
+               or_(Photo.phash_q0 == q[0], Photo.phash_q1 == q[1], Photo.phash_q2 == q[2], Photo.phash_q3 == q[3]))
+        .limit(500)).scalars()
+    return any(hamming(photo.phash, other) <= PHASH_MAX_DISTANCE for other in candidates)
 
 
 def photos_linked(case: Case, hashes: list[str]) -> None:

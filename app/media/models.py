@@ -11,6 +11,11 @@ from app.database import UTCDateTime, utcnow
 from app.extensions import db
 
 
+def phash_quarters(phash: str) -> tuple[int, int, int, int]:
+    value = int(phash, 16)
+    return tuple((value >> shift) & 0xFFFF for shift in (48, 32, 16, 0))
+
+
 class Photo(db.Model):
     __tablename__ = "photos"
 
@@ -26,6 +31,17 @@ class Photo(db.Model):
     exif_lon: Mapped[float | None] = mapped_column(Float)
     camera: Mapped[str | None] = mapped_column(String(64))
     phash: Mapped[str | None] = mapped_column(String(16), index=True)
+    # The phash in four 16-bit quarters: two hashes within 3 bits of each other share at least one
+    # quarter (pigeonhole), so near-identical photos are found by four index look-ups, not a scan.
+    phash_q0: Mapped[int | None] = mapped_column(index=True)
+    phash_q1: Mapped[int | None] = mapped_column(index=True)
+    phash_q2: Mapped[int | None] = mapped_column(index=True)
+    phash_q3: Mapped[int | None] = mapped_column(index=True)
+
+    def set_phash(self, phash: str | None) -> None:
+        self.phash = phash
+        quarters = phash_quarters(phash) if phash else (None,) * 4
+        self.phash_q0, self.phash_q1, self.phash_q2, self.phash_q3 = quarters
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

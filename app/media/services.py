@@ -145,8 +145,8 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
     photo = Photo(sha256=actual, size=size, format=processed.format, mime=processed.mime,
                   width=processed.width, height=processed.height, exif_time=exif_time,
                   exif_time_naive=exif_naive, exif_lat=processed.exif_lat, exif_lon=processed.exif_lon,
-                  camera=(processed.camera or None) and processed.camera[:64], phash=processed.phash,
-                  uploaded_by=user_id)
+                  camera=(processed.camera or None) and processed.camera[:64], uploaded_by=user_id)
+    photo.set_phash(processed.phash)
     try:
         with db.session.begin_nested():
             db.session.add(photo)
@@ -243,8 +243,9 @@ def open_variant(sha256: str, variant: str, user) -> tuple[Photo, BinaryIO, str]
         raise NotFound() from None
     if variant != "original":
         return photo, stream, "image/jpeg"
-    head = stream.read(16) if hasattr(stream, "seek") else b""
-    if hasattr(stream, "seek"):
+    seekable = getattr(stream, "seekable", lambda: False)()
+    if seekable:
+        head = stream.read(16)
         stream.seek(0)
         kind = sniff_format(head)
     else:
