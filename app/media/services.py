@@ -181,7 +181,7 @@ def _photo_arrived(sha256: str) -> None:
         touch(case)
 
 
-def spool(stream: BinaryIO, *, limit: int, chunk_size: int = 64 * 1024) -> tuple[str, str, int]:
+def spool(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> tuple[str, str, int]:
     """Copy ``stream`` to a temp file under MEDIA_DIR/tmp in chunks, hashing as it goes.
 
     Returns (path, sha256, size); the caller removes the file. Raises PayloadTooLarge past ``limit`` bytes
