@@ -14,6 +14,8 @@ from app.extensions import api, db, jwt, limiter, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 PWA_DIR = ROOT / "static" / "pwa"
+# Endpoints that begin reading and open their own write transaction (see app/sync/services.py).
+LATE_WRITERS = {"sync.push"}
 
 
 class ConfigError(RuntimeError):
@@ -126,8 +128,10 @@ def register_commands(app: Flask) -> None:
 def register_request_hooks(app: Flask) -> None:
     @app.before_request
     def _begin_mode():
-        # GETs never write: let SQLite run them beside the writer instead of queueing for the lock.
-        mode = "DEFERRED" if request.method in ("GET", "HEAD", "OPTIONS") else "IMMEDIATE"
+        # GETs never write: let SQLite run them beside the writer instead of queueing for the lock. The sync
+        # push reads and validates first, then takes the write lock itself for its batch.
+        mode = "DEFERRED" if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in LATE_WRITERS \
+            else "IMMEDIATE"
         request.environ["gridcase.begin_token"] = set_begin_mode(mode)
 
     @app.teardown_request

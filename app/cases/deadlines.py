@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 
 from app.cases.models import CalendarDay, Case, CaseStage, SlaRule
 from app.extensions import db
@@ -37,6 +37,12 @@ STAGE_ENDS = {
 # ---------------------------------------------------------------------------------------------- calendar
 
 
+def _cache() -> dict:
+    from app.cases.services import changes
+
+    return changes().cache
+
+
 class Calendar:
     """Which days are working days: Monday-Friday, unless the database says otherwise."""
 
@@ -45,7 +51,11 @@ class Calendar:
 
     @classmethod
     def load(cls) -> Calendar:
-        return cls({d.day: d.workday for d in db.session.scalars(select(CalendarDay))})
+        """The calendar, read once per transaction."""
+        cache = _cache()
+        if "calendar" not in cache:
+            cache["calendar"] = cls({d.day: d.workday for d in db.session.scalars(select(CalendarDay))})
+        return cache["calendar"]
 
     def is_workday(self, day: date) -> bool:
         if day in self.overrides:
@@ -89,13 +99,14 @@ class Calendar:
 
 def limit_minutes(stage: str, case: Case) -> int:
     """The most specific rule for this stage, colour, category and level; else the default."""
-    rules = db.session.scalars(select(SlaRule).where(
-        SlaRule.stage == stage, SlaRule.risk_level == case.risk_level,
-        or_(SlaRule.category.is_(None), SlaRule.category == case.category),
-        or_(SlaRule.level.is_(None), SlaRule.level == case.level))).all()
+    cache = _cache()
+    if "sla_rules" not in cache:
+        cache["sla_rules"] = [(r.stage, r.risk_level, r.category, r.level, r.limit_minutes)
+                              for r in db.session.scalars(select(SlaRule))]
+    rules = [r for r in cache["sla_rules"] if r[0] == stage and r[1] == case.risk_level
+             and r[2] in (None, case.category) and r[3] in (None, case.level)]
     if rules:
-        best = max(rules, key=lambda r: (r.category is not None, r.level is not None))
-        return best.limit_minutes
+        return max(rules, key=lambda r: (r[2] is not None, r[3] is not None))[4]
     return DEFAULT_LIMITS_MIN[(stage, case.risk_level)]
 
 

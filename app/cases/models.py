@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import UTCDateTime, utcnow
 from app.extensions import db
@@ -99,6 +99,13 @@ class Case(db.Model):
 
     __table_args__ = (
         Index("ix_cases_dup", "category", "cell_lat", "cell_lon", "reported_at"),
+        # The review queue (app/cases/queue.py): a reviewer's page in the queue's usual orders is an index walk
+        # within their township or village, not a sort of its tens of thousands of cases.
+        Index("ix_cases_township_reported", "township_code", "reported_at", "id"),
+        Index("ix_cases_township_due", "township_code", "due_at", "id"),
+        Index("ix_cases_township_updated", "township_code", "updated_at", "id"),
+        Index("ix_cases_village_reported", "village_code", "reported_at", "id"),
+        Index("ix_cases_updated", "updated_at", "id"),
     )
 
     @property
@@ -141,6 +148,9 @@ class CaseEvent(db.Model):
     # anything else worth keeping: note id, photos, reason, conflicts, flags
     data: Mapped[dict] = mapped_column(JSON, default=dict)
 
+    # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseEvent.case_id")
+
     __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_events_case_version"),)
 
 
@@ -154,6 +164,9 @@ class CaseNote(db.Model):
     captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     event_version: Mapped[int]
+
+    # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseNote.case_id")
 
 
 class CasePhoto(db.Model):
@@ -170,6 +183,9 @@ class CasePhoto(db.Model):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     event_version: Mapped[int]
     flags: Mapped[list] = mapped_column(JSON, default=list)
+
+    # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CasePhoto.case_id")
 
     __table_args__ = (UniqueConstraint("case_id", "sha256", "role", name="uq_case_photos_case_sha_role"),)
 
@@ -196,6 +212,9 @@ class Conflict(db.Model):
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="Conflict.case_id")
+
 
 class CaseStage(db.Model):
     """One timed stage of a case (accept, close): its limit, the working time it used, its outcome."""
@@ -215,6 +234,9 @@ class CaseStage(db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))  # on_time | overdue, frozen at the end
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseStage.case_id")
 
 
 class CalendarDay(db.Model):
@@ -270,6 +292,9 @@ class CaseScopeExit(db.Model):
     township_code: Mapped[str | None] = mapped_column(String(32))
     city_code: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseScopeExit.case_id")
 
 
 class Counter(db.Model):

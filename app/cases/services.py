@@ -25,6 +25,7 @@ from app.cases.models import (
     OPEN_STATES, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, Category, Conflict, Counter, cell_of,
 )
 from app.database import utcnow
+from app.cases.deadlines import CHINA
 from app.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.geo.crs import to_wgs84
@@ -79,9 +80,66 @@ def haversine_m(lat1, lon1, lat2, lon2) -> float:
     return 2 * r * math.asin(min(1.0, math.sqrt(a)))
 
 
+class Changes:
+    """What the current transaction changed, and look-ups it may reuse: kept on the session until
+    ``finish_changes``. Holding the cases strongly also keeps them in the identity map (it only holds
+    unmodified objects weakly), so finishing does not read them back."""
+
+    def __init__(self):
+        self.touched: dict[str, Case] = {}
+        self.new_cases: dict[str, Case] = {}
+        self.pending_links: list[tuple[Case, list[CasePhoto]]] = []
+        # Filled by a sync batch up front: report ids that exist already (None: ask the database).
+        self.existing_ids: set[str] | None = None
+        self.categories: dict[str, Category | None] = {}
+        self.scope_exits: list[CaseScopeExit] = []
+        self.cache: dict = {}  # calendar, SLA rules: read once per transaction
+        # Open cases around a sync batch's reports, read in one query (see prefetch_neighbours).
+        self.neighbours: dict[tuple, list] | None = None  # (category, cell_lat, cell_lon) -> cases
+        self.neighbour_cells: tuple[int, int, int, int] | None = None
+        self.new_by_cell: dict[tuple, list] = {}
+        self.regions: dict[str, Region | None] = {}
+
+    def mark(self) -> tuple:
+        """A point to come back to when the savepoint of one op is rolled back."""
+        return (set(self.touched), set(self.new_cases), len(self.pending_links), len(self.scope_exits))
+
+    def restore(self, mark: tuple) -> None:
+        touched, new_cases, links, exits = mark
+        self.touched = {k: v for k, v in self.touched.items() if k in touched}
+        self.new_cases = {k: v for k, v in self.new_cases.items() if k in new_cases}
+        self.new_by_cell = {key: [row for row in rows if row[0] in new_cases]
+                            for key, rows in self.new_by_cell.items()}
+        del self.pending_links[links:]
+        del self.scope_exits[exits:]
+
+
+def changes() -> Changes:
+    return db.session.info.setdefault("gridcase_changes", Changes())
+
+
+def discard_changes() -> None:
+    """Forget what a rolled-back transaction had changed."""
+    db.session.info.pop("gridcase_changes", None)
+
+
 def touch(case: Case) -> None:
     """Mark a case changed in this transaction (numbered and stamped by ``finish_changes``)."""
-    db.session.info.setdefault("gridcase_touched", set()).add(case.id)
+    changes().touched[case.id] = case
+
+
+def _region(code: str) -> Region | None:
+    cache = changes().regions
+    if code not in cache:
+        cache[code] = db.session.get(Region, code)
+    return cache[code]
+
+
+def _category(code: str) -> Category | None:
+    cache = changes().categories
+    if code not in cache:
+        cache[code] = db.session.get(Category, code)
+    return cache[code]
 
 
 def _bump(name: str, n: int = 1) -> int:
@@ -95,27 +153,35 @@ def _bump(name: str, n: int = 1) -> int:
 
 
 def finish_changes() -> None:
-    """Number new cases and stamp the change order, as the last writes before commit: the counter's
-    row lock is then held only to the commit, so stamps follow commit order and no pull misses one."""
-    touched = db.session.info.pop("gridcase_touched", set())
-    cases = [c for c in (db.session.get(Case, cid) for cid in sorted(touched)) if c is not None]
-    if not cases:
+    """Check the photo links made, number new cases and stamp the change order, as the last writes before
+    commit: the counter's row lock is then held only to the commit, so stamps follow commit order and no
+    pull misses one. New cases get their number before their INSERT is flushed."""
+    pending = db.session.info.pop("gridcase_changes", None)
+    if pending is None:
         return
-    new = [c for c in cases if c.number is None]
-    prefix = current_app.config["CASE_NUMBER_PREFIX"]
-    by_year: dict[int, list[Case]] = {}
-    for case in new:
-        by_year.setdefault(case.reported_at.astimezone().year, []).append(case)
-    for year, group in sorted(by_year.items()):
-        last = _bump(f"case_number:{prefix}:{year}", len(group))
-        for offset, case in enumerate(sorted(group, key=lambda c: (c.reported_at, c.id))):
-            case.number = f"{prefix}-{year}-{last - len(group) + offset + 1:06d}"
-    last = _bump("change_seq", len(cases))
-    for offset, case in enumerate(cases):
-        case.change_seq = last - len(cases) + offset + 1
-    db.session.execute(update(CaseScopeExit).where(CaseScopeExit.case_id.in_([c.id for c in cases]),
-                                                   CaseScopeExit.change_seq == 0)
-                       .values(change_seq=last).execution_options(synchronize_session=False))
+    with db.session.no_autoflush:
+        if pending.pending_links:
+            from app.media.links import check_links_bulk
+
+            check_links_bulk(pending.pending_links)
+        cases = [pending.touched[cid] for cid in sorted(pending.touched)]
+        if not cases:
+            return
+        new = [c for c in cases if c.number is None]
+        prefix = current_app.config["CASE_NUMBER_PREFIX"]
+        by_year: dict[int, list[Case]] = {}
+        for case in new:
+            by_year.setdefault(case.reported_at.astimezone(CHINA).year, []).append(case)
+        for year, group in sorted(by_year.items()):
+            last = _bump(f"case_number:{prefix}:{year}", len(group))
+            for offset, case in enumerate(sorted(group, key=lambda c: (c.reported_at, c.id))):
+                case.number = f"{prefix}-{year}-{last - len(group) + offset + 1:06d}"
+        last = _bump("change_seq", len(cases))
+        seq_of = {}
+        for offset, case in enumerate(cases):
+            case.change_seq = seq_of[case.id] = last - len(cases) + offset + 1
+    for scope_exit in pending.scope_exits:
+        scope_exit.change_seq = seq_of.get(scope_exit.case_id, last)
 
 
 def _event(case: Case, actor: Actor, action: str, changes: dict | None = None, data: dict | None = None) -> int:
@@ -180,22 +246,28 @@ def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
 
 def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str, version: int,
                  note_id: str | None = None) -> list[dict]:
-    existing = {(sha, role) for sha, role in db.session.execute(
-        select(CasePhoto.sha256, CasePhoto.role).where(CasePhoto.case_id == case.id))}
-    linked = []
+    """Link photos by hash (append-only; a link seen before is skipped). Their flags are checked, for all
+    the links of the transaction at once, in ``finish_changes``."""
+    if not photos:
+        return []
+    if case.id in changes().new_cases:
+        existing: set = set()
+    else:
+        existing = {(sha, role) for sha, role in db.session.execute(
+            select(CasePhoto.sha256, CasePhoto.role).where(CasePhoto.case_id == case.id))}
+    linked, rows = [], []
     for ref in photos:
         role = ref.get("role") or default_role
         if (ref["sha256"], role) in existing:
             continue
         existing.add((ref["sha256"], role))
-        db.session.add(CasePhoto(case_id=case.id, sha256=ref["sha256"], role=role, note_id=note_id,
-                                 added_by=actor.user.id, added_at=actor.now, event_version=version))
+        row = CasePhoto(case_id=case.id, sha256=ref["sha256"], role=role, note_id=note_id, added_by=actor.user.id,
+                        added_at=actor.now, event_version=version, flags=[])
+        db.session.add(row)
+        rows.append(row)
         linked.append({"sha256": ref["sha256"], "role": role})
-    if linked:
-        db.session.flush()
-        from app.media.links import photos_linked
-
-        photos_linked(case, [p["sha256"] for p in linked])
+    if rows:
+        changes().pending_links.append((case, rows))
     return linked
 
 
@@ -217,13 +289,11 @@ def _micro_grid_for(actor: Actor, micro_grid_id: str | None, lat: float | None, 
     tolerance = float(current_app.config["OUTSIDE_TOLERANCE_M"])
     index = micro_grid_index()
     if micro_grid_id:
-        region = db.session.get(Region, micro_grid_id)
+        region = _region(micro_grid_id)
         if region is None or region.level != "micro_grid":
             raise Refused(errors={"micro_grid_id": [f"unknown micro-grid {micro_grid_id!r}"]})
-        if lat is not None:
-            d = index.distance_m(region.code, lat, lon)
-            if d is not None and d > (accuracy or 0) + tolerance:
-                flags.append("outside_micro_grid")
+        if lat is not None and index.farther_than(region.code, lat, lon, (accuracy or 0) + tolerance):
+            flags.append("outside_micro_grid")
         return region, flags
     code = index.locate(lat, lon)
     if code is None:
@@ -231,7 +301,7 @@ def _micro_grid_for(actor: Actor, micro_grid_id: str | None, lat: float | None, 
     if code is None:
         raise Refused("no_micro_grid", errors={"location": ["lies in no micro-grid; choose one"]})
     flags.append("micro_grid_from_location")
-    return db.session.get(Region, code), flags
+    return _region(code), flags
 
 
 def _check_report_scope(actor: Actor, region: Region) -> None:
@@ -240,18 +310,57 @@ def _check_report_scope(actor: Actor, region: Region) -> None:
         raise Refused("out_of_scope", status=403)
 
 
+MAX_PREFETCH_CELLS = 40  # a batch's reports within ~4 km: one query for their neighbours, else one each
+
+
+def prefetch_neighbours(points: list[tuple[float, float]], categories: set[str], now: datetime) -> None:
+    """Read once the open cases that could be possible duplicates of a batch's reports (they come from one
+    phone, so from one small area); ``_possible_duplicates`` then looks them up by cell in memory."""
+    if not points or not categories:
+        return
+    cells = [cell_of(lat, lon) for lat, lon in points]
+    lat0, lat1 = min(c[0] for c in cells) - 1, max(c[0] for c in cells) + 1
+    lon0, lon1 = min(c[1] for c in cells) - 1, max(c[1] for c in cells) + 1
+    if lat1 - lat0 > MAX_PREFETCH_CELLS or lon1 - lon0 > MAX_PREFETCH_CELLS:
+        return
+    ch = changes()
+    ch.neighbour_cells = (lat0, lat1, lon0, lon1)
+    ch.neighbours = {}
+    for cid, category, lat, lon, c_lat, c_lon, reported in db.session.execute(
+            select(Case.id, Case.category, Case.lat, Case.lon, Case.cell_lat, Case.cell_lon, Case.reported_at).where(
+                Case.category.in_(sorted(categories)), Case.cell_lat.between(lat0, lat1),
+                Case.cell_lon.between(lon0, lon1), Case.reported_at >= now - DUPLICATE_WINDOW,
+                Case.state.in_(OPEN_STATES))):
+        ch.neighbours.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
+
+
+def _nearby(by_cell: dict, case: Case, since: datetime):
+    for dlat in (-1, 0, 1):
+        for dlon in (-1, 0, 1):
+            for cid, lat, lon, reported in by_cell.get((case.category, case.cell_lat + dlat, case.cell_lon + dlon), ()):
+                if cid != case.id and reported >= since:
+                    yield cid, lat, lon
+
+
 def _possible_duplicates(case: Case) -> list[str]:
+    """Open cases of the same category within 50 m and 72 h: an index look-up, never a scan."""
     if case.lat is None:
         return []
     cl, cn = case.cell_lat, case.cell_lon
-    rows = db.session.execute(
-        select(Case.id, Case.lat, Case.lon).where(
-            Case.category == case.category,
-            Case.cell_lat.between(cl - 1, cl + 1), Case.cell_lon.between(cn - 1, cn + 1),
-            Case.reported_at >= case.reported_at - DUPLICATE_WINDOW,
-            Case.state.in_(OPEN_STATES), Case.id != case.id)
-    ).all()
-    hits = [(haversine_m(case.lat, case.lon, r.lat, r.lon), r.id) for r in rows]
+    since = case.reported_at - DUPLICATE_WINDOW
+    ch = changes()
+    # this transaction's own new cases are not in the database yet
+    rows = list(_nearby(ch.new_by_cell, case, since))
+    box = ch.neighbour_cells
+    if ch.neighbours is not None and box[0] < cl < box[1] and box[2] < cn < box[3]:
+        rows += _nearby(ch.neighbours, case, since)
+    else:
+        rows += db.session.execute(
+            select(Case.id, Case.lat, Case.lon).where(
+                Case.category == case.category,
+                Case.cell_lat.between(cl - 1, cl + 1), Case.cell_lon.between(cn - 1, cn + 1),
+                Case.reported_at >= since, Case.state.in_(OPEN_STATES), Case.id != case.id)).all()
+    hits = [(haversine_m(case.lat, case.lon, lat, lon), cid) for cid, lat, lon in rows]
     return [cid for d, cid in sorted(hits) if d <= DUPLICATE_RADIUS_M]
 
 
@@ -265,7 +374,7 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple
     Forbidden.
     """
     user = actor.user
-    category = db.session.get(Category, report["category"])
+    category = _category(report["category"])
     if category is None or not category.active:
         raise Refused("unknown_category", errors={"report.category": [f"unknown category {report['category']!r}"]})
     if user.role not in (category.roles or []) and user.role != "admin":
@@ -274,7 +383,11 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple
     if report.get("handled_on_spot") and user.role == "volunteer":
         raise Refused("forbidden", status=403,
                       errors={"report.handled_on_spot": ["only grid staff close a matter on the spot"]})
-    if db.session.get(Case, report["id"]) is not None:
+    batch = changes()
+    exists = report["id"] in batch.new_cases or (
+        report["id"] in batch.existing_ids if batch.existing_ids is not None
+        else db.session.get(Case, report["id"]) is not None)
+    if exists:
         raise Refused("case_exists", status=409, errors={"report.id": ["a case with this id exists already"]})
 
     lat, lon, accuracy, original = _resolve_location(report.get("location"))
@@ -299,7 +412,10 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple
         case.clock_skew_s = round((actor.client_time - actor.now).total_seconds(), 1)
     _place(case, region)
     db.session.add(case)
-    db.session.flush()
+    batch.new_cases[case.id] = case
+    if lat is not None:
+        batch.new_by_cell.setdefault((case.category, case.cell_lat, case.cell_lon), []).append(
+            (case.id, lat, lon, case.reported_at))
 
     outcome = Outcome(flags=list(flags))
     dups = _possible_duplicates(case)
@@ -372,7 +488,7 @@ def _normalise_changes(changes: dict) -> dict:
 
 def _apply_field(actor: Actor, case: Case, name: str, value, original_location: dict | None = None) -> None:
     if name == "category":
-        category = db.session.get(Category, value)
+        category = _category(value)
         if category is None or not category.active:
             raise Refused("unknown_category", errors={"changes.category": [f"unknown category {value!r}"]})
         case.category = value
@@ -393,7 +509,9 @@ def _apply_field(actor: Actor, case: Case, name: str, value, original_location: 
             raise Refused("out_of_scope", status=403)
         old = {f"{lvl}_code": getattr(case, f"{lvl}_code") for lvl in LEVELS}
         _place(case, region)
-        db.session.add(CaseScopeExit(case_id=case.id, at=actor.now, **old))
+        scope_exit = CaseScopeExit(case_id=case.id, at=actor.now, change_seq=0, **old)
+        db.session.add(scope_exit)
+        changes().scope_exits.append(scope_exit)
 
 
 def update_case(actor: Actor, case: Case, base_version: int, changes: dict, *,

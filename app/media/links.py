@@ -26,30 +26,44 @@ def _flag(case: Case, link: CasePhoto, flag: str) -> None:
 
 def check_links(case: Case, links: list[CasePhoto]) -> None:
     """Flag ``photo_reused`` and ``exif_mismatch`` on these links of ``case`` (and on the case)."""
+    check_links_bulk([(case, links)])
+
+
+def check_links_bulk(pairs: list[tuple[Case, list[CasePhoto]]]) -> None:
+    """``check_links`` for many cases at once (a sync batch): two queries for the lot, and links made in
+    the same transaction count as well (they are not in the database yet)."""
     from app.cases.services import haversine_m
     from app.media.models import Photo
 
-    hashes = sorted({link.sha256 for link in links})
+    hashes = sorted({link.sha256 for _, links in pairs for link in links})
     if not hashes:
         return
-    reused = set(db.session.scalars(select(CasePhoto.sha256).where(
-        CasePhoto.sha256.in_(hashes), CasePhoto.case_id != case.id)))
+    # Cases already holding each hash; links of this transaction join in the order they were made, so
+    # the later of two cases sharing a photo is the one flagged.
+    cases_by_hash: dict[str, set[str]] = {}
+    for sha, case_id in db.session.execute(select(CasePhoto.sha256, CasePhoto.case_id)
+                                           .where(CasePhoto.sha256.in_(hashes))):
+        cases_by_hash.setdefault(sha, set()).add(case_id)
     photos = {p.sha256: p for p in db.session.scalars(select(Photo).where(Photo.sha256.in_(hashes)))}
-    for link in links:
-        if link.sha256 in reused:
-            _flag(case, link, "photo_reused")
-        photo = photos.get(link.sha256)
-        if photo is None:
-            continue
-        if photo.phash and link.sha256 not in reused and _near_duplicate_elsewhere(photo, case):
-            _flag(case, link, "photo_reused")
-        reference_time = case.captured_at or case.reported_at
-        if photo.exif_time is not None and reference_time is not None and abs(
-                photo.exif_time - reference_time) > EXIF_MAX_TIME:
-            _flag(case, link, "exif_mismatch")
-        if photo.exif_lat is not None and case.lat is not None and haversine_m(
-                photo.exif_lat, photo.exif_lon, case.lat, case.lon) > EXIF_MAX_DISTANCE_M + (case.accuracy_m or 0):
-            _flag(case, link, "exif_mismatch")
+    for case, links in pairs:
+        for link in links:
+            holders = cases_by_hash.setdefault(link.sha256, set())
+            reused = bool(holders - {case.id})
+            holders.add(case.id)
+            if reused:
+                _flag(case, link, "photo_reused")
+            photo = photos.get(link.sha256)
+            if photo is None:
+                continue
+            if photo.phash and not reused and _near_duplicate_elsewhere(photo, case):
+                _flag(case, link, "photo_reused")
+            reference_time = case.captured_at or case.reported_at
+            if photo.exif_time is not None and reference_time is not None and abs(
+                    photo.exif_time - reference_time) > EXIF_MAX_TIME:
+                _flag(case, link, "exif_mismatch")
+            if photo.exif_lat is not None and case.lat is not None and haversine_m(
+                    photo.exif_lat, photo.exif_lon, case.lat, case.lon) > EXIF_MAX_DISTANCE_M + (case.accuracy_m or 0):
+                _flag(case, link, "exif_mismatch")
 
 
 def _near_duplicate_elsewhere(photo, case: Case) -> bool:
@@ -66,9 +80,3 @@ def _near_duplicate_elsewhere(photo, case: Case) -> bool:
                or_(Photo.phash_q0 == q[0], Photo.phash_q1 == q[1], Photo.phash_q2 == q[2], Photo.phash_q3 == q[3]))
         .limit(500)).scalars()
     return any(hamming(photo.phash, other) <= PHASH_MAX_DISTANCE for other in candidates)
-
-
-def photos_linked(case: Case, hashes: list[str]) -> None:
-    links = list(db.session.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id,
-                                                            CasePhoto.sha256.in_(hashes))))
-    check_links(case, links)

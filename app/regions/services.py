@@ -52,6 +52,26 @@ def distance_m(geom, lat: float, lon: float) -> float:
     """Metres from (lat, lon) to the geometry (0 inside)."""
     if shapely.intersects_xy(geom, lon, lat):
         return 0.0
+    return _exact_distance_m(geom, lat, lon)
+
+
+def farther_than(geom, lat: float, lon: float, metres: float) -> bool:
+    """Whether (lat, lon) lies more than ``metres`` from the geometry. The distance in degrees bounds the
+    distance in metres from both sides (a degree of longitude is shorter than one of latitude), so the
+    exact projection is needed only near the threshold."""
+    if shapely.intersects_xy(geom, lon, lat):
+        return False
+    d_deg = float(shapely.distance(geom, shapely.Point(lon, lat)))
+    low = d_deg * M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat))
+    high = d_deg * max(M_PER_DEG_LAT, M_PER_DEG_LON_EQUATOR) * 1.01
+    if low > metres:
+        return True
+    if high <= metres:
+        return False
+    return _exact_distance_m(geom, lat, lon) > metres
+
+
+def _exact_distance_m(geom, lat: float, lon: float) -> float:
     local = to_local_metres(geom, lat)
     kx = M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat))
     return float(shapely.distance(local, shapely.Point(lon * kx, lat * M_PER_DEG_LAT)))
@@ -306,6 +326,10 @@ class MicroGridIndex:
     def distance_m(self, code: str, lat: float, lon: float) -> float | None:
         geom = self.by_code.get(code)
         return None if geom is None else distance_m(geom, lat, lon)
+
+    def farther_than(self, code: str, lat: float, lon: float, metres: float) -> bool | None:
+        geom = self.by_code.get(code)
+        return None if geom is None else farther_than(geom, lat, lon, metres)
 
 
 _lock = threading.Lock()

@@ -9,6 +9,7 @@ own savepoint, beside its effects.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import logging
 import time
@@ -23,10 +24,11 @@ from app.auth.scope import case_criterion
 from app.cases import services as cases
 from app.cases.detail import case_to_dict
 from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
-from app.database import utcnow
+from app.database import reset_begin_mode, set_begin_mode, utcnow
 from app.devices.models import Device
 from app.errors import DomainError, PayloadTooLarge, ValidationFailed, _flatten
 from app.extensions import db
+from app.geo.crs import to_wgs84
 from app.sync.models import HeldOp, OpLog
 from app.sync.schemas import OP_SCHEMAS, EnvelopeIn
 from app.users.models import User
@@ -134,65 +136,164 @@ def _dispatch(actor: cases.Actor, op: dict, skew_flag: bool) -> tuple[Case, case
     return case, outcome
 
 
-def _log(op_id: str, digest: str, op: dict, actor: cases.Actor, result: dict, received_at: datetime) -> None:
-    db.session.add(OpLog(op_id=op_id, payload_hash=digest, type=op["type"], user_id=actor.user.id,
-                         device_id=actor.device_id or "", seq=op.get("seq"), case_id=result.get("case_id"),
-                         status=result["status"], result=result, received_at=received_at,
-                         applied_at=utcnow()))
+def _log(op_id: str, digest: str, op: dict, actor: cases.Actor, result: dict, received_at: datetime) -> OpLog:
+    row = OpLog(op_id=op_id, payload_hash=digest, type=op["type"], user_id=actor.user.id,
+                device_id=actor.device_id or "", seq=op.get("seq"), case_id=result.get("case_id"),
+                status=result["status"], result=result, received_at=received_at, applied_at=utcnow())
+    db.session.add(row)
+    return row
 
 
-def apply_op(raw_op, actor_user: User, device_id: str, client_time: datetime | None, skew_flag: bool,
-             released: list[str]) -> dict:
-    """Apply one op inside the batch's transaction and return its result (never raises for bad input)."""
+class _Unsafe(Exception):
+    """An op failed half-way outside a savepoint: run the batch again with a savepoint per op."""
+
+
+class Batch:
+    """What one attempt at a batch knows up front: one query each for the ops already logged or held and
+    for the reports' case ids, instead of a look-up per op."""
+
+    def __init__(self, ops: list, safe: bool):
+        self.safe = safe
+        op_ids = sorted({op["op_id"].lower() for op in ops if isinstance(op, dict)
+                         and isinstance(op.get("op_id"), str) and len(op["op_id"]) == 36})
+        report_ids = sorted({op["report"]["id"].lower() for op in ops if isinstance(op, dict)
+                             and op.get("type") == "report.create" and isinstance(op.get("report"), dict)
+                             and isinstance(op["report"].get("id"), str) and len(op["report"]["id"]) == 36})
+        self.logged = {row.op_id: row for row in db.session.scalars(
+            select(OpLog).where(OpLog.op_id.in_(op_ids)))} if op_ids else {}
+        self.held = {row.op_id: row for row in db.session.scalars(
+            select(HeldOp).where(HeldOp.op_id.in_(op_ids)))} if op_ids else {}
+        self.waiting_cases = set(db.session.scalars(
+            select(HeldOp.case_id).where(HeldOp.case_id.in_(report_ids)).distinct())) if report_ids else set()
+        cases.changes().existing_ids = set(db.session.scalars(
+            select(Case.id).where(Case.id.in_(report_ids)))) if report_ids else set()
+        points, categories = [], set()
+        for op in ops:
+            report = op.get("report") if isinstance(op, dict) and op.get("type") == "report.create" else None
+            location = report.get("location") if isinstance(report, dict) else None
+            if isinstance(location, dict) and isinstance(report.get("category"), str):
+                try:
+                    points.append(to_wgs84(float(location["lat"]), float(location["lon"]),
+                                           location.get("crs") or "wgs84"))
+                    categories.add(report["category"])
+                except (KeyError, TypeError, ValueError, OverflowError):
+                    continue  # the op's own validation says what is wrong with it
+        cases.prefetch_neighbours([p for p in points if all(map(math.isfinite, p))], categories, utcnow())
+
+
+class Prepared:
+    """One op after the checks that need no write lock: either its answer already (refused, or logged
+    before: a replay) or the validated op and the hash of what was sent."""
+
+    __slots__ = ("raw", "op", "digest", "answer")
+
+    def __init__(self, raw, op=None, digest=None, answer=None):
+        self.raw, self.op, self.digest, self.answer = raw, op, digest, answer
+
+
+def _logged_answer(logged: OpLog, op_id: str, digest: str) -> dict:
+    if logged.payload_hash != digest:
+        return _rejected(op_id, "op_id_reused")
+    return {**logged.result, "status": "duplicate", "original_status": logged.status}
+
+
+def prepare(raw_op, logged: dict[str, OpLog]) -> Prepared:
+    """Validate one op; an op logged before is answered from the log without validating it again."""
     if not isinstance(raw_op, dict):
-        return _rejected(None, "validation_failed", {"op": ["an op must be a JSON object"]})
+        return Prepared(raw_op, answer=_rejected(None, "validation_failed", {"op": ["an op must be a JSON object"]}))
     op_id = raw_op.get("op_id") if isinstance(raw_op.get("op_id"), str) else None
+    if op_id and op_id.lower() in logged:
+        digest = payload_hash(raw_op)
+        return Prepared(raw_op, digest=digest, answer=_logged_answer(logged[op_id.lower()], op_id.lower(), digest))
     schema = OP_SCHEMAS.get(raw_op.get("type"))
     if schema is None:
-        return _rejected(op_id, "unknown_op_type", {"type": [f"one of {', '.join(OP_SCHEMAS)}"]})
+        return Prepared(raw_op, answer=_rejected(op_id, "unknown_op_type",
+                                                 {"type": [f"one of {', '.join(OP_SCHEMAS)}"]}))
     try:
         op = schema.load(raw_op)
     except ValidationError as exc:
-        return _rejected(op_id, "validation_failed", _flatten(exc.messages))
-    op_id = op["op_id"].lower()
-    digest = payload_hash(raw_op)
+        return Prepared(raw_op, answer=_rejected(op_id, "validation_failed", _flatten(exc.messages)))
+    return Prepared(raw_op, op=op, digest=payload_hash(raw_op))
 
-    logged = db.session.get(OpLog, op_id)
+
+def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, client_time: datetime | None,
+             skew_flag: bool) -> dict:
+    """Apply one prepared op inside the batch's transaction and return its result (never raises for bad
+    input)."""
+    if item.answer is not None:
+        return item.answer
+    op, digest = item.op, item.digest
+    op_id = op["op_id"].lower()
+    logged = batch.logged.get(op_id)
     if logged is not None:
-        if logged.payload_hash != digest:
-            return _rejected(op_id, "op_id_reused")
-        return {**logged.result, "status": "duplicate", "original_status": logged.status}
-    held = db.session.get(HeldOp, op_id)
+        return _logged_answer(logged, op_id, digest)
+    held = batch.held.get(op_id)
     if held is not None:
         if held.payload_hash != digest:
             return _rejected(op_id, "op_id_reused")
         return {"op_id": op_id, "status": "held", "code": "unknown_case", "case_id": held.case_id}
 
     actor = cases.Actor(user=actor_user, device_id=device_id, op_id=op_id, client_time=client_time)
+    if op["type"] == "report.create" and not batch.safe:
+        result = _create_fast(batch, op, digest, actor, skew_flag)
+    else:
+        result = _apply_in_savepoint(batch, op, item.raw, digest, actor, skew_flag)
+    if op["type"] == "report.create" and result["status"] == "applied" and result["case_id"] in batch.waiting_cases:
+        release_held(result["case_id"])
+    return result
+
+
+def _create_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
+    """A report, without a savepoint and without flushing: every check that can refuse it runs before its
+    first write, and the rows of the whole batch go to the database together at the end."""
+    try:
+        with db.session.no_autoflush:
+            case, outcome = cases.create_case(actor, op["report"], skew_flag=skew_flag)
+    except DomainError as exc:
+        return _rejected(op["op_id"].lower(), exc.code, exc.errors)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        log.exception("report %s failed half-way; the batch runs again op by op", op["op_id"])
+        raise _Unsafe() from exc
+    result = _result(actor.op_id, case, outcome)
+    batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now)
+    return result
+
+
+def _apply_in_savepoint(batch: Batch, op: dict, raw_op: dict, digest: str, actor: cases.Actor,
+                        skew_flag: bool) -> dict:
+    op_id = actor.op_id
+    mark = cases.changes().mark()
     savepoint = db.session.begin_nested()
     try:
         try:
             case, outcome = _dispatch(actor, op, skew_flag)
         except _Held:
-            db.session.add(HeldOp(op_id=op_id, payload_hash=digest, case_id=op["case_id"].lower(),
-                                  type=op["type"], user_id=actor_user.id, device_id=device_id, seq=op.get("seq"),
-                                  payload=raw_op, client_time=client_time, received_at=actor.now))
+            held = HeldOp(op_id=op_id, payload_hash=digest, case_id=op["case_id"].lower(), type=op["type"],
+                          user_id=actor.user.id, device_id=actor.device_id, seq=op.get("seq"), payload=raw_op,
+                          client_time=actor.client_time, received_at=actor.now)
+            db.session.add(held)
             db.session.flush()
             savepoint.commit()
-            return {"op_id": op_id, "status": "held", "code": "unknown_case", "case_id": op["case_id"].lower()}
+            batch.held[op_id] = held
+            batch.waiting_cases.add(held.case_id)
+            return {"op_id": op_id, "status": "held", "code": "unknown_case", "case_id": held.case_id}
         result = _result(op_id, case, outcome)
-        _log(op_id, digest, op, actor, result, actor.now)
+        batch.logged[op_id] = _log(op_id, digest, op, actor, result, actor.now)
         db.session.flush()
         savepoint.commit()
-    except cases.Refused as exc:
-        savepoint.rollback()
-        return _rejected(op_id, exc.code, exc.errors)
+        return result
     except DomainError as exc:
         savepoint.rollback()
+        cases.changes().restore(mark)
+        batch.logged.pop(op_id, None)
         return _rejected(op_id, exc.code, exc.errors)
     except IntegrityError:
         # Another request logged this op_id between our look-up and our insert: it is a replay.
         savepoint.rollback()
+        cases.changes().restore(mark)
+        batch.logged.pop(op_id, None)
         logged = db.session.get(OpLog, op_id)
         if logged is not None:
             return {**logged.result, "status": "duplicate", "original_status": logged.status}
@@ -202,11 +303,10 @@ def apply_op(raw_op, actor_user: User, device_id: str, client_time: datetime | N
         raise  # locks, deadlocks, a lost connection: the whole batch is retried
     except Exception:
         savepoint.rollback()
+        cases.changes().restore(mark)
+        batch.logged.pop(op_id, None)
         log.exception("unexpected error applying op %s", op_id)
         return _retry(op_id, "server_error")
-    if op["type"] == "report.create":
-        released.extend(release_held(case.id))
-    return result
 
 
 def release_held(case_id: str) -> list[str]:
@@ -218,6 +318,7 @@ def release_held(case_id: str) -> list[str]:
         user = db.session.get(User, held.user_id)
         op = OP_SCHEMAS[held.type].load(held.payload)
         actor = cases.Actor(user=user, device_id=held.device_id, op_id=held.op_id, client_time=held.client_time)
+        mark = cases.changes().mark()
         savepoint = db.session.begin_nested()
         try:
             if not user.is_active:
@@ -231,6 +332,7 @@ def release_held(case_id: str) -> list[str]:
             savepoint.commit()
         except DomainError as exc:
             savepoint.rollback()
+            cases.changes().restore(mark)
             result = _rejected(held.op_id, exc.code, exc.errors)
             result["case_id"] = case_id
             result["was_held"] = True
@@ -273,28 +375,60 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
     skew_flag = skew is not None and abs(skew) > float(current_app.config["CLOCK_SKEW_FLAG_S"])
     ops = envelope["ops"]
     user_id = user.id
-    results: list[dict] | None = None
-    for attempt in range(BATCH_ATTEMPTS):
-        try:
-            user = db.session.get(User, user_id)
-            _lock_cases(ops)
-            released: list[str] = []
-            results = [apply_op(raw_op, user, envelope["device_id"], client_time, skew_flag, released)
-                       for raw_op in ops]
-            _record_device(user, envelope, now)
-            cases.finish_changes()
-            _fill_missing_photos(results)
-            db.session.commit()
-            break
-        except DBAPIError as exc:
-            db.session.rollback()
-            if not _retryable(exc) or attempt == BATCH_ATTEMPTS - 1:
-                log.warning("sync batch gave up after %d attempts: %s", attempt + 1, exc)
-                results = [_retry(op.get("op_id") if isinstance(op, dict) else None) for op in ops]
-                break
-            time.sleep(0.05 * (2 ** attempt))
+    # First, without the write lock: answer replays from the log and validate the rest. On SQLite this
+    # runs beside another worker's batch; only what follows queues for the one writer.
+    op_ids = sorted({op["op_id"].lower() for op in ops if isinstance(op, dict) and isinstance(op.get("op_id"), str)
+                     and len(op["op_id"]) == 36})
+    logged = {row.op_id: row for row in db.session.scalars(select(OpLog).where(OpLog.op_id.in_(op_ids)))} \
+        if op_ids else {}
+    prepared = [prepare(raw_op, logged) for raw_op in ops]
+    db.session.commit()
+    begin = set_begin_mode("IMMEDIATE")
+    try:
+        results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now)
+    finally:
+        reset_begin_mode(begin)
     return {"server_time": now.isoformat(), "clock_skew_s": None if skew is None else round(skew, 1),
             "results": results}
+
+
+def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_time, skew_flag: bool,
+                 now: datetime) -> list[dict]:
+    """The write part of a sync: one transaction, retried on lock trouble; op by op after a failure."""
+    ops = [item.raw for item in prepared]
+    results: list[dict] = []
+    safe = False
+    for attempt in range(BATCH_ATTEMPTS):
+        try:
+            cases.discard_changes()
+            user = db.session.get(User, user_id)
+            _lock_cases(ops)
+            batch = Batch([item.raw for item in prepared if item.answer is None], safe)
+            results = [apply_op(batch, item, user, envelope["device_id"], client_time, skew_flag)
+                       for item in prepared]
+            _record_device(user, envelope, now)
+            cases.finish_changes()
+            db.session.flush()
+            _fill_missing_photos(results)
+            db.session.commit()
+            return results
+        except (_Unsafe, IntegrityError):
+            # A report broke half-way, or (PostgreSQL) another request inserted one of our ids first: go
+            # again with a savepoint per op, which sorts each op out on its own.
+            db.session.rollback()
+            cases.discard_changes()
+            if safe or attempt == BATCH_ATTEMPTS - 1:
+                log.exception("sync batch failed in safe mode")
+                return [_retry(op.get("op_id") if isinstance(op, dict) else None, "server_error") for op in ops]
+            safe = True
+        except DBAPIError as exc:
+            db.session.rollback()
+            cases.discard_changes()
+            if not _retryable(exc) or attempt == BATCH_ATTEMPTS - 1:
+                log.warning("sync batch gave up after %d attempts: %s", attempt + 1, exc)
+                return [_retry(op.get("op_id") if isinstance(op, dict) else None) for op in ops]
+            time.sleep(0.05 * (2 ** attempt))
+    return results
 
 
 def _fill_missing_photos(results: list[dict]) -> None:

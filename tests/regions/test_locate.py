@@ -257,3 +257,19 @@ def test_geojson_etag(app, client, auth):
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
     assert "改名的微网格" in changed.get_data(as_text=True)
+
+
+def test_farther_than_agrees_with_the_exact_distance():
+    """The quick bounds never change the answer of the exact projection."""
+    import random
+
+    from shapely.geometry import Polygon
+
+    from app.regions.services import distance_m, farther_than
+
+    rng = random.Random(7)
+    square = Polygon([(120.60, 27.80), (120.61, 27.80), (120.61, 27.81), (120.60, 27.81)])
+    for _ in range(2000):
+        lat, lon = 27.80 + rng.uniform(-0.01, 0.02), 120.60 + rng.uniform(-0.01, 0.02)
+        threshold = rng.choice([0.0, 5.0, 30.0, 100.0, 500.0])
+        assert farther_than(square, lat, lon, threshold) == (distance_m(square, lat, lon) > threshold)
