@@ -1,0 +1,159 @@
+// Talking to the API: bearer tokens kept in IndexedDB, refreshed shortly before they expire, refreshed and
+// resent once on 401 token_expired. A refresh that fails (expired, revoked) asks for a new login; the
+// outbox stays untouched meanwhile. Refreshes are serialised across tabs: refresh tokens rotate, and an
+// old one presented twice revokes the device.
+import { deviceId, getMeta, setMeta } from "./db.js";
+
+const EARLY_MS = 60_000; // refresh this long before the access token's expiry (slow networks, skewed clocks)
+
+export class Offline extends Error { constructor(m = "offline") { super(m); this.name = "Offline"; } }
+export class LoginRequired extends Error { constructor(code = "login_required") { super(code); this.name = "LoginRequired"; this.code = code; } }
+export class HttpError extends Error {
+  constructor(status, problem, retryAfter) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.name = "HttpError"; this.status = status; this.problem = problem || {}; this.retryAfter = retryAfter;
+  }
+}
+
+export function lang() { return localStorage.getItem("gridcase.lang") || "zh"; }
+function langHeader() { return lang() === "en" ? "en" : "zh-CN"; }
+
+async function readProblem(res) {
+  try { return await res.json(); } catch { return { code: `http_${res.status}` }; }
+}
+
+function retryAfterOf(res) {
+  const v = res.headers.get("Retry-After");
+  if (!v) return null;
+  const s = Number(v);
+  if (Number.isFinite(s)) return s;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, (t - Date.now()) / 1000) : null;
+}
+
+export async function session() { return getMeta("session"); }
+
+function store(tokens, previous) {
+  const s = { ...(previous || {}), access_token: tokens.access_token, refresh_token: tokens.refresh_token,
+    expires_at: Date.now() + (tokens.expires_in || 900) * 1000, user: tokens.user || previous?.user,
+    login_required: false };
+  return setMeta("session", s).then(() => s);
+}
+
+async function raw(path, { method = "GET", body, token, headers = {} } = {}) {
+  const h = { "Accept-Language": langHeader(), ...headers };
+  if (token) h.Authorization = `Bearer ${token}`;
+  if (body !== undefined && !(body instanceof Blob)) h["Content-Type"] = "application/json";
+  try {
+    return await fetch(path, { method, headers: h, body: body === undefined ? undefined : body instanceof Blob ? body : JSON.stringify(body) });
+  } catch {
+    throw new Offline();
+  }
+}
+
+/** Log in on this device. Another user than last time starts with a clean working set (cases, cursor,
+ * cached reference data); the outbox stays: each op waits for its own user. */
+export async function login(username, password) {
+  const res = await raw("/api/v1/auth/login", { method: "POST", body: { username, password, device_id: await deviceId() } });
+  if (!res.ok) throw new HttpError(res.status, await readProblem(res), retryAfterOf(res));
+  const tokens = await res.json();
+  const last = await getMeta("last_user");
+  if (last && last !== tokens.user?.username) await forgetWorkingSet();
+  await setMeta("last_user", tokens.user?.username);
+  return store(tokens, null);
+}
+
+async function forgetWorkingSet() {
+  const { clearCases, delMeta, setCached } = await import("./db.js");
+  await clearCases();
+  for (const key of ["cursor", "reference_at", "pulled_at"]) await delMeta(key);
+  await setCached("geojson", null);
+  navigator.serviceWorker?.controller?.postMessage({ type: "CLEAR_API_CACHE" });
+}
+
+export async function logout() {
+  const s = await session();
+  if (s?.access_token) { try { await raw("/api/v1/auth/logout", { method: "POST", token: s.access_token }); } catch { /* offline: the server forgets it at expiry */ } }
+  await setMeta("session", null);
+  navigator.serviceWorker?.controller?.postMessage({ type: "CLEAR_API_CACHE" });
+}
+
+async function markLoginRequired(code) {
+  const s = await session();
+  if (s) await setMeta("session", { ...s, access_token: null, refresh_token: null, login_required: true });
+  throw new LoginRequired(code);
+}
+
+async function refreshLocked(staleAccess) {
+  const s = await session();
+  if (!s || !s.refresh_token) throw new LoginRequired();
+  // Another tab refreshed while we waited for the lock: use its tokens.
+  if (s.access_token && s.access_token !== staleAccess && s.expires_at - Date.now() > EARLY_MS) return s;
+  const res = await raw("/api/v1/auth/refresh", { method: "POST", token: s.refresh_token });
+  if (res.status === 401 || res.status === 403) {
+    const p = await readProblem(res);
+    return markLoginRequired(p.code || "token_expired");
+  }
+  if (!res.ok) throw new HttpError(res.status, await readProblem(res), retryAfterOf(res));
+  return store(await res.json(), s);
+}
+
+/** Rotate the tokens now (once across all tabs). */
+export async function refresh(staleAccess) {
+  if (navigator.locks) return navigator.locks.request("gridcase-auth", () => refreshLocked(staleAccess));
+  return refreshLocked(staleAccess);
+}
+
+/** A usable access token, refreshed first when it expires within a minute. */
+export async function accessToken() {
+  const s = await session();
+  if (!s || s.login_required || !s.refresh_token) throw new LoginRequired();
+  if (!s.access_token || s.expires_at - Date.now() < EARLY_MS) return (await refresh(s.access_token)).access_token;
+  return s.access_token;
+}
+
+/** Call the API with the bearer token; on 401 token_expired refresh and send once more (ops are idempotent). */
+export async function api(path, { method = "GET", body, headers } = {}) {
+  let token = await accessToken();
+  let res = await raw(path, { method, body, token, headers });
+  if (res.status === 401) {
+    const p = await readProblem(res);
+    if (p.code !== "token_expired" && p.code !== "token_invalid") return markLoginRequired(p.code);
+    token = (await refresh(token)).access_token;
+    res = await raw(path, { method, body, token, headers });
+    if (res.status === 401) return markLoginRequired((await readProblem(res)).code);
+  }
+  if (!res.ok && res.status !== 304) throw new HttpError(res.status, await readProblem(res), retryAfterOf(res));
+  return res;
+}
+
+export async function apiJson(path, opts) { return (await api(path, opts)).json(); }
+
+/** PUT a photo as the raw body with upload progress (XMLHttpRequest: fetch has no upload progress). */
+export async function putPhoto(sha256, blob, onProgress) {
+  const send = (token) => new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", `/api/v1/media/${sha256}`);
+    xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("Accept-Language", langHeader());
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total); };
+    xhr.onload = () => {
+      let p = null;
+      try { p = JSON.parse(xhr.responseText); } catch { /* empty */ }
+      resolve({ status: xhr.status, body: p, retryAfter: Number(xhr.getResponseHeader("Retry-After")) || null });
+    };
+    xhr.onerror = () => reject(new Offline());
+    xhr.ontimeout = () => reject(new Offline("timeout"));
+    xhr.send(blob);
+  });
+  let token = await accessToken();
+  let r = await send(token);
+  if (r.status === 401 && (r.body?.code === "token_expired" || r.body?.code === "token_invalid")) {
+    token = (await refresh(token)).access_token;
+    r = await send(token);
+  }
+  if (r.status === 401) return markLoginRequired(r.body?.code);
+  if (r.status >= 200 && r.status < 300) return r.body;
+  throw new HttpError(r.status, r.body, r.retryAfter);
+}

@@ -1,0 +1,73 @@
+// Gridcase service worker (hand-written; see README "Field app" for why not Workbox).
+// - a versioned cache holding the app shell, precached at install: the app opens with no network;
+// - cache-first for the shell, network-only for the API, except a few GETs (categories, workflow, region
+//   polygons, pulled changes) that fall back to their last good copy when offline;
+// - a new version waits until the page asks it to take over (the update prompt), then claims the clients;
+// - Background Sync: wakes an open page to send its outbox.
+const VERSION = "gridcase-shell-v2";
+const API_CACHE = "gridcase-api-v1";
+const SHELL = [
+  "/", "/index.html", "/manifest.webmanifest", "/css/app.css",
+  "/js/main.js", "/js/api.js", "/js/db.js", "/js/i18n.js", "/js/sync.js", "/js/photo.js", "/js/photo-worker.js",
+  "/js/core/outbox.js", "/js/core/geo.js", "/js/core/exif.js", "/js/core/time.js",
+  "/vendor/idb/index.js", "/vendor/leaflet/leaflet.js", "/vendor/leaflet/leaflet.css",
+  "/vendor/leaflet/images/marker-icon.png", "/vendor/leaflet/images/marker-icon-2x.png",
+  "/vendor/leaflet/images/marker-shadow.png", "/vendor/leaflet/images/layers.png", "/vendor/leaflet/images/layers-2x.png",
+  "/icons/icon-192.png", "/icons/icon-512.png", "/icons/icon-maskable-512.png",
+];
+const CACHED_API = [/^\/api\/v1\/categories$/, /^\/api\/v1\/workflow$/, /^\/api\/v1\/regions\/[^/]+\/geojson$/, /^\/api\/v1\/sync\/changes$/];
+
+self.addEventListener("install", (event) => {
+  // cache: "reload" bypasses the HTTP cache so a new version never precaches stale files
+  event.waitUntil(caches.open(VERSION).then((c) => c.addAll(SHELL.map((u) => new Request(u, { cache: "reload" })))));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    for (const key of await caches.keys()) if (key !== VERSION && key !== API_CACHE) await caches.delete(key);
+    await self.clients.claim();
+  })());
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data?.type === "SKIP_WAITING") self.skipWaiting();
+  if (event.data?.type === "CLEAR_API_CACHE") event.waitUntil(caches.delete(API_CACHE));
+});
+
+self.addEventListener("fetch", (event) => {
+  const req = event.request;
+  const url = new URL(req.url);
+  if (url.origin !== self.location.origin) return; // tiles and the like: the browser's business
+  if (url.pathname.startsWith("/api/") || url.pathname.startsWith("/open311/")) {
+    if (req.method === "GET" && CACHED_API.some((re) => re.test(url.pathname))) event.respondWith(networkThenCache(req));
+    return; // network-only
+  }
+  if (req.method !== "GET") return;
+  if (req.mode === "navigate") {
+    event.respondWith(caches.match("/index.html", { cacheName: VERSION }).then((hit) => hit || fetch(req)));
+    return;
+  }
+  event.respondWith(caches.match(req, { cacheName: VERSION, ignoreSearch: true }).then((hit) => hit || fetch(req)));
+});
+
+async function networkThenCache(req) {
+  const cache = await caches.open(API_CACHE);
+  try {
+    const res = await fetch(req);
+    if (res.status === 200) await cache.put(req, res.clone());
+    return res;
+  } catch (e) {
+    const hit = await cache.match(req);
+    if (hit) return hit;
+    throw e;
+  }
+}
+
+self.addEventListener("sync", (event) => {
+  if (event.tag !== "gridcase-outbox") return;
+  event.waitUntil((async () => {
+    const clients = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+    // The outbox logic lives in the page (one implementation, with its cross-tab lock): ask one to send.
+    if (clients.length) clients[0].postMessage({ type: "sync" });
+  })());
+});
