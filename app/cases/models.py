@@ -104,8 +104,10 @@ class Case(db.Model):
         Index("ix_cases_township_reported", "township_code", "reported_at", "id"),
         Index("ix_cases_township_due", "township_code", "due_at", "id"),
         Index("ix_cases_township_updated", "township_code", "updated_at", "id"),
+        Index("ix_cases_township_number", "township_code", "number"),
         Index("ix_cases_village_reported", "village_code", "reported_at", "id"),
         Index("ix_cases_updated", "updated_at", "id"),
+        Index("ix_cases_state_reported", "state", "reported_at", "id"),  # city-wide views by state
     )
 
     @property
@@ -149,7 +151,7 @@ class CaseEvent(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
-    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseEvent.case_id")
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseEvent.case_id", cascade="")
 
     __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_events_case_version"),)
 
@@ -166,7 +168,7 @@ class CaseNote(db.Model):
     event_version: Mapped[int]
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
-    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseNote.case_id")
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseNote.case_id", cascade="")
 
 
 class CasePhoto(db.Model):
@@ -185,7 +187,7 @@ class CasePhoto(db.Model):
     flags: Mapped[list] = mapped_column(JSON, default=list)
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
-    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CasePhoto.case_id")
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CasePhoto.case_id", cascade="")
 
     __table_args__ = (UniqueConstraint("case_id", "sha256", "role", name="uq_case_photos_case_sha_role"),)
 
@@ -213,7 +215,7 @@ class Conflict(db.Model):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
-    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="Conflict.case_id")
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="Conflict.case_id", cascade="")
 
 
 class CaseStage(db.Model):
@@ -236,7 +238,7 @@ class CaseStage(db.Model):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
-    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseStage.case_id")
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseStage.case_id", cascade="")
 
 
 class CalendarDay(db.Model):
@@ -294,7 +296,7 @@ class CaseScopeExit(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
-    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseScopeExit.case_id")
+    case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseScopeExit.case_id", cascade="")
 
 
 class Counter(db.Model):

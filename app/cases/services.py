@@ -360,7 +360,11 @@ def _possible_duplicates(case: Case) -> list[str]:
                 Case.category == case.category,
                 Case.cell_lat.between(cl - 1, cl + 1), Case.cell_lon.between(cn - 1, cn + 1),
                 Case.reported_at >= since, Case.state.in_(OPEN_STATES), Case.id != case.id)).all()
-    hits = [(haversine_m(case.lat, case.lon, lat, lon), cid) for cid, lat, lon in rows]
+    # a cheap box first: most neighbours in the 3 × 3 cells are farther than 50 m
+    dlat = DUPLICATE_RADIUS_M / 110_000.0
+    dlon = dlat / max(math.cos(math.radians(case.lat)), 0.01)
+    hits = [(haversine_m(case.lat, case.lon, lat, lon), cid) for cid, lat, lon in rows
+            if abs(lat - case.lat) <= dlat and abs(lon - case.lon) <= dlon]
     return [cid for d, cid in sorted(hits) if d <= DUPLICATE_RADIUS_M]
 
 
