@@ -10,11 +10,15 @@ deferred so that they run beside the writer.
 from __future__ import annotations
 
 import contextvars
+import fcntl
+import os
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -77,13 +81,84 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
+    path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
     cursor.close()
+    if path:  # not for in-memory databases
+        connection_record.info["gridcase_write_turn"] = WriteTurn(path + "-writeturn")
+
+
+@event.listens_for(Pool, "checkin")
+def _release_on_checkin(dbapi_connection, connection_record):
+    turn = connection_record.info.get("gridcase_write_turn") if connection_record is not None else None
+    if turn is not None:
+        turn.release()
+
+
+@event.listens_for(Pool, "close")
+def _close_turn(dbapi_connection, connection_record):
+    turn = connection_record.info.pop("gridcase_write_turn", None) if connection_record is not None else None
+    if turn is not None:
+        turn.release()
+        os.close(turn.fd)
+
+
+class WriteTurn:
+    """Writers to one SQLite file take turns through an advisory lock file before BEGIN IMMEDIATE.
+
+    SQLite's own busy handler makes a waiting writer sleep in steps of up to 100 ms, so two gunicorn
+    workers hand the database back and forth with long idle gaps and unfair waits. The lock file is
+    polled every millisecond instead, and a dead process's lock is released by the kernel. Each connection
+    has its own file description, so threads of one process take turns too.
+    """
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.held = False
+
+    def acquire(self, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+        deadline = time.monotonic() + timeout_s
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.held = True
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return  # let SQLite's busy timeout decide; never wait forever here
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+
+    def release(self) -> None:
+        if self.held:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.held = False
 
 
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn):
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"BEGIN {_begin_mode.get()}")
+        mode = _begin_mode.get()
+        turn = conn.info.get("gridcase_write_turn")
+        if mode == "IMMEDIATE" and turn is not None:
+            turn.acquire()
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _end_turn(conn):
+    turn = conn.info.get("gridcase_write_turn") if conn.dialect.name == "sqlite" else None
+    if turn is not None:
+        turn.release()
+
+
+@event.listens_for(Engine, "commit")
+def _sqlite_on_commit(conn):
+    _end_turn(conn)
+
+
+@event.listens_for(Engine, "rollback")
+def _sqlite_on_rollback(conn):
+    _end_turn(conn)
 
 
 def normalise_database_url(url: str) -> str:
