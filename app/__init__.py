@@ -91,12 +91,16 @@ def register_blueprints(app: Flask) -> None:
     from app.media.routes import blp as media_blp
     from app.regions.routes import blp as regions_blp
     from app.sync.routes import blp as sync_blp
+    from app.stats.routes import blp as stats_blp  # also wires the points transition hook
+    from app.open311.routes import blp as open311_blp
 
     for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
     from app.media.tus import blp as tus_blp
 
     app.register_blueprint(tus_blp, url_prefix="/api/v1")  # tus speaks headers, not JSON: not in the spec
+    api.register_blueprint(stats_blp, url_prefix="/api/v1")
+    api.register_blueprint(open311_blp, url_prefix="/open311/v2")
 
     @app.get("/")
     def pwa_index():

@@ -1,0 +1,53 @@
+"""Query parameters of the figures and the points: a region of the caller's scope and a period."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+CHINA_TZ = timezone(timedelta(hours=8))
+MAX_PERIOD = timedelta(days=3 * 366)  # a figure over more than three years is a report, not a dashboard
+
+
+class Instant(fields.Field):
+    """A date (``2026-11-01``: its midnight in China Standard Time) or an ISO 8601 instant; one without an
+    offset is read as China Standard Time, as the phones' are."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError("an ISO 8601 date or date-time")
+        text = value.strip().replace("Z", "+00:00")
+        if "T" in text and " " in text:
+            text = text.replace(" ", "+")  # an unencoded "+08:00" arrives as " 08:00"
+        try:
+            if len(text) == 10:
+                return datetime.combine(date.fromisoformat(text), time(0), CHINA_TZ).astimezone(timezone.utc)
+            moment = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValidationError("an ISO 8601 date or date-time") from exc
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=CHINA_TZ)
+        return moment.astimezone(timezone.utc)
+
+
+class PeriodQuery(Schema):
+    region = fields.String(load_default=None, validate=validate.Length(1, 32),
+                           metadata={"description": "a region code in your scope (default: your own region)"})
+    start = Instant(data_key="from", load_default=None,
+                    metadata={"description": "period start, inclusive (default: 30 days before `to`)"})
+    end = Instant(data_key="to", load_default=None, metadata={"description": "period end, exclusive (default: now)"})
+
+    @validates_schema
+    def _order(self, data, **kwargs):
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None:
+            if end <= start:
+                raise ValidationError("must be after `from`", "to")
+            if end - start > MAX_PERIOD:
+                raise ValidationError("the period may span at most three years", "to")
+
+
+class PointsQuery(PeriodQuery):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000),
+                           metadata={"description": "leaderboard rows / ledger entries"})
