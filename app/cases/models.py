@@ -108,6 +108,9 @@ class Case(db.Model):
         Index("ix_cases_village_reported", "village_code", "reported_at", "id"),
         Index("ix_cases_updated", "updated_at", "id"),
         Index("ix_cases_state_reported", "state", "reported_at", "id"),  # city-wide views by state
+        # Figures over cases closed in a period (close-out, grid resolution, hours to close).
+        Index("ix_cases_state_closed", "state", "closed_at"),
+        Index("ix_cases_township_closed", "township_code", "closed_at"),
     )
 
     @property
