@@ -42,7 +42,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
     register_request_hooks(app)
+    register_operations(app)
     return app
+
+
+def register_operations(app: Flask) -> None:
+    """Health, request ids and JSON logs, metrics, security headers."""
+    from app.ops import health, logs, metrics, security
+
+    logs.register(app)
+    metrics.register(app)
+    app.register_blueprint(health.blp)
+    security.register(app)
 
 
 def _resolve_config(app: Flask) -> None:

@@ -33,6 +33,26 @@ class Config:
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_KIB = 64 * 1024
 
+    # Sync and uploads per device and per user: far above what a phone emptying a week's outbox sends
+    # (batches of 50 ops), low enough that a runaway client cannot take a node's workers.
+    SYNC_RATE_LIMIT_DEVICE = "120 per minute"
+    SYNC_RATE_LIMIT_USER = "600 per minute"
+    UPLOAD_RATE_LIMIT_DEVICE = "300 per minute"
+    UPLOAD_RATE_LIMIT_USER = "1200 per minute"
+
+    # Logs: one JSON object a line (text when developing).
+    LOG_FORMAT = "json"
+    LOG_LEVEL = "INFO"
+    # /metrics is open by default (restrict it at the proxy); set a token to require "Bearer <token>".
+    METRICS_TOKEN = ""
+    # Behind nginx: how many proxies set X-Forwarded-For / -Proto (0: trust none).
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+    PROXY_FIX_X_HOST = 0
+    PROXY_FIX_X_PREFIX = 0
+    # An operator's map tiles (e.g. "https://tiles.example.cn"); none by default, so none are allowed.
+    MAP_TILE_ORIGIN = ""
+
     # Password guessing: a handful of tries per username and address, then wait.
     LOGIN_RATE_LIMIT = "10 per minute"
     # A whole office behind one NAT address logs in at shift start: generous per address.

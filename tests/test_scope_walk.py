@@ -15,7 +15,9 @@ from factories import MICRO_A1_1, OUTSIDERS, TOWN_A
 from helpers import INSIDE_A1_1, Phone, fake_hash, new_id, note_op, report_op, transition_op, update_op
 
 PUBLIC = {"/api/openapi.json", "/api/docs", "/api/docs/<path:filename>", "/", "/<pwapath:filename>",
-          "/api/v1/auth/login"}
+          "/api/v1/auth/login",
+          # operations: liveness, readiness, counters (no object of any township)
+          "/healthz", "/readyz", "/metrics"}
 
 
 @pytest.fixture
@@ -63,6 +65,16 @@ ROUTES = {
     ("GET", "/api/v1/categories"): lambda c, h, o, p: c.get("/api/v1/categories", headers=h),
     ("GET", "/api/v1/workflow"): lambda c, h, o, p: c.get("/api/v1/workflow", headers=h),
     ("GET", "/api/v1/cases/<case_id>"): lambda c, h, o, p: c.get(f"/api/v1/cases/{o['case']}", headers=h),
+    ("GET", "/api/v1/cases"): lambda c, h, o, p: c.get("/api/v1/cases?limit=200&sort=-updated_at", headers=h),
+    # the ledger's emptiness for outsiders is checked in tests/cases/test_exports.py; here: A's region is a 404
+    ("GET", "/api/v1/cases/export"):
+        lambda c, h, o, p: c.get(f"/api/v1/cases/export?format=csv&region={TOWN_A}", headers=h),
+    ("POST", "/api/v1/cases/<case_id>/transitions"):
+        lambda c, h, o, p: c.post(f"/api/v1/cases/{o['case']}/transitions", json={"action": "accept", "base_version": 3},
+                                  headers=h),
+    ("POST", "/api/v1/cases/transitions"):
+        lambda c, h, o, p: c.post("/api/v1/cases/transitions", json={
+            "action": "accept", "cases": [{"id": o["case"], "base_version": 3}]}, headers=h),
     ("GET", "/api/v1/conflicts"): lambda c, h, o, p: c.get("/api/v1/conflicts?status=all", headers=h),
     ("POST", "/api/v1/conflicts/<conflict_id>/resolve"):
         lambda c, h, o, p: c.post(f"/api/v1/conflicts/{o['conflict']}/resolve", json={"choose": "client"},

@@ -11,7 +11,8 @@ from marshmallow import Schema, fields, validate
 
 from app.auth.tokens import auth_required, current_user
 from app.errors import NotFound, PayloadTooLarge, ValidationFailed
-from app.extensions import db
+from app.extensions import db, limiter
+from app.ops.security import device_key, limit, user_key
 from app.media import services
 
 blp = Blueprint("media", __name__, description="Photos, by the sha256 of their bytes")
@@ -61,6 +62,8 @@ def _stored(photo, created: bool):
 
 
 @blp.route("/media/<sha256>", methods=["PUT"])
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
 @auth_required()
 def put_photo(sha256: str):
     """Upload one photo as the raw request body; the server checks that its sha256 is the one named."""
@@ -82,6 +85,8 @@ def put_photo(sha256: str):
 
 
 @blp.route("/media", methods=["POST"])
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
 @auth_required()
 def post_photo():
     """Upload one photo as multipart/form-data (the first file field, whatever its name)."""

@@ -132,7 +132,10 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
     # End the read transaction before the slow part: on SQLite a write request's transaction holds the
     # database's write lock from its first statement, and decoding a photo takes up to a second.
     db.session.commit()
-    processed = process_photo(tmp_path, max_pixels=int(current_app.config["MEDIA_MAX_PIXELS"]))
+    from app.ops.metrics import PHOTO_SECONDS
+
+    with PHOTO_SECONDS.time():
+        processed = process_photo(tmp_path, max_pixels=int(current_app.config["MEDIA_MAX_PIXELS"]))
 
     store = storage()
     # Derivatives first, the original last: the original's presence is never taken to mean "complete",

@@ -24,7 +24,8 @@ from sqlalchemy import select
 from app.auth.tokens import auth_required, current_user
 from app.database import utcnow
 from app.errors import DomainError, NotFound, PayloadTooLarge, problem
-from app.extensions import db
+from app.extensions import db, limiter
+from app.ops.security import device_key, limit, user_key
 from app.media import services
 from app.media.models import Upload
 
@@ -112,6 +113,8 @@ def expire_stale(now: datetime | None = None) -> int:
 
 
 @blp.route("/uploads/", methods=["POST"])
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
 @auth_required()
 def create():
     """Creation: ``Upload-Length`` and ``Upload-Metadata`` (``sha256`` of the whole file, ``filename``)."""
@@ -182,6 +185,8 @@ def _checksum() -> tuple[str, bytes] | None:
 
 
 @blp.route("/uploads/<upload_id>", methods=["PATCH"])
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
+@limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
 @auth_required()
 def patch(upload_id: str):
     """Append a chunk at ``Upload-Offset``; the last chunk stores the photo (answer with its metadata)."""

@@ -8,6 +8,9 @@ from marshmallow import Schema, fields, validate
 
 from app.auth.tokens import auth_required, current_user, token_claims
 from app.errors import PayloadTooLarge
+from app.extensions import limiter
+from app.ops.metrics import count_sync_results
+from app.ops.security import device_key, limit, user_key
 from app.sync import services
 
 blp = Blueprint("sync", __name__, description="Offline sync (protocol v1, see DESIGN.md)")
@@ -43,15 +46,19 @@ _RESULTS_DOC = {"200": {"description": "one result per op, in order", "content":
 
 
 @blp.route("/sync", methods=["POST"])
+@limiter.limit(limit("SYNC_RATE_LIMIT_DEVICE"), key_func=device_key)
+@limiter.limit(limit("SYNC_RATE_LIMIT_USER"), key_func=user_key)
 @blp.doc(requestBody=_ENVELOPE_DOC, responses=_RESULTS_DOC)
 @auth_required()
 def push():
     """Apply a batch of ops exactly once; one result per op, HTTP 200 whenever the envelope was readable."""
-    limit = int(current_app.config["SYNC_MAX_BYTES"])
-    if request.content_length is not None and request.content_length > limit:
+    max_bytes = int(current_app.config["SYNC_MAX_BYTES"])
+    if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge()
-    raw = request.stream.read(limit + 1)
-    return jsonify(services.sync(current_user, token_claims().get("dev"), raw))
+    raw = request.stream.read(max_bytes + 1)
+    answer = services.sync(current_user, token_claims().get("dev"), raw)
+    count_sync_results(answer["results"])
+    return jsonify(answer)
 
 
 @blp.route("/sync/changes", methods=["GET"])

@@ -1,0 +1,73 @@
+"""Security headers for every answer, and rate limits keyed by user and device.
+
+The PWA's Content-Security-Policy allows only this origin's scripts (no inline script), photos from
+here and ``blob:``/``data:`` (previews made on the phone), an optional map tile origin, and no framing.
+Swagger UI at /api/docs loads from its CDN and gets its own policy. HSTS is sent when the request came in
+over TLS (behind a proxy: set GRIDCASE_PROXY_FIX_X_PROTO=1 so the scheme is trusted).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt.exceptions import PyJWTError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def _csp(app: Flask) -> str:
+    tiles = app.config.get("MAP_TILE_ORIGIN") or ""
+    return ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; "
+            "style-src 'self' 'unsafe-inline'; "  # Leaflet positions tiles and markers with style attributes
+            f"img-src 'self' data: blob: {tiles}".rstrip() + "; connect-src 'self'; font-src 'self'; "
+            "manifest-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+DOCS_CSP = ("default-src 'self' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
+            "frame-ancestors 'none'")
+
+
+def register(app: Flask) -> None:
+    hops = {k: int(app.config.get(f"PROXY_FIX_X_{k.upper()}", 0) or 0) for k in ("for", "proto", "host", "prefix")}
+    if any(hops.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops["for"], x_proto=hops["proto"], x_host=hops["host"],
+                                x_prefix=hops["prefix"])
+    csp = _csp(app)
+
+    @app.after_request
+    def _headers(response):
+        h = response.headers
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Permissions-Policy", "camera=(self), geolocation=(self), microphone=()")
+        h.setdefault("Content-Security-Policy", DOCS_CSP if request.path.startswith("/api/docs") else csp)
+        if request.is_secure:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+
+def _token_claims() -> dict | None:
+    try:
+        verify_jwt_in_request(optional=True)
+        return get_jwt() or None
+    except (JWTExtendedException, PyJWTError):
+        return None
+    except Exception:  # the view's own auth check reports token problems; the limit just falls back
+        return None
+
+
+def user_key() -> str:
+    """Rate-limit key: the token's user, or the address for unauthenticated calls."""
+    claims = _token_claims()
+    return f"user:{claims['sub']}" if claims else f"ip:{request.remote_addr}"
+
+
+def device_key() -> str:
+    claims = _token_claims()
+    return f"device:{claims.get('dev')}" if claims and claims.get("dev") else f"ip:{request.remote_addr}"
+
+
+def limit(name: str):
+    return lambda: current_app.config[name]

@@ -1,0 +1,108 @@
+"""Operations: health and readiness, request ids and JSON logs, metrics, security headers, rate limits."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from helpers import Phone, report_op
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    assert r.get_json() == {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
+
+
+def test_readyz_says_not_ready_when_the_database_is_gone(tmp_path):
+    from conftest import base_config
+
+    from app import create_app
+
+    app = create_app(base_config(tmp_path, f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3"))
+    r = app.test_client().get("/readyz")
+    assert r.status_code == 503
+    body = r.get_json()
+    assert body["checks"]["database"] == "unavailable" and "Traceback" not in r.get_data(as_text=True)
+
+
+def test_request_id_is_kept_or_made(client):
+    r = client.get("/healthz", headers={"X-Request-ID": "nginx-abc-123"})
+    assert r.headers["X-Request-ID"] == "nginx-abc-123"
+    made = client.get("/healthz").headers["X-Request-ID"]
+    assert len(made) == 32
+    hostile = client.get("/healthz", headers={"X-Request-ID": "<script>x</script>" * 10}).headers["X-Request-ID"]
+    assert "<" not in hostile and len(hostile) == 32
+
+
+def test_json_log_lines_carry_the_request_id(app):
+    from app.ops.logs import JsonFormatter
+
+    with app.test_request_context("/api/v1/me"):
+        from flask import g
+
+        g.request_id = "req-42"
+        record = logging.LogRecord("gridcase.test", logging.INFO, __file__, 1, "hello %s", ("网格",), None)
+        record.status = 200
+        line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "hello 网格" and line["request_id"] == "req-42" and line["path"] == "/api/v1/me"
+    assert line["status"] == 200 and line["level"] == "INFO"
+
+
+def test_metrics(client, auth):
+    phone = Phone(client, auth, "wanggeyuan")
+    phone.sync(report_op(), report_op(photos=["c" * 64]))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'gridcase_sync_ops_total{status="applied"}' in text
+    assert "gridcase_http_requests_total" in text and 'endpoint="sync.push"' in text
+    assert "gridcase_http_request_seconds_bucket" in text
+    for gauge in ("gridcase_held_ops 0", "gridcase_conflicts_open 0", "gridcase_devices_with_unsent"):
+        assert gauge in text
+    assert "gridcase_photo_pipeline_seconds" in text
+
+
+class TestMetricsToken:
+    @pytest.fixture
+    def app_config(self):
+        return {"METRICS_TOKEN": "scrape-secret"}
+
+    def test_token_required(self, client):
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+
+
+def test_security_headers(client):
+    r = client.get("/")
+    csp = r.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-eval" not in csp
+    assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "Strict-Transport-Security" not in r.headers  # plain http
+    secure = client.get("/healthz", base_url="https://gridcase.example")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+    api = client.get("/api/v1/me")
+    assert api.headers["X-Content-Type-Options"] == "nosniff" and "Content-Security-Policy" in api.headers
+
+
+class TestRateLimits:
+    @pytest.fixture
+    def app_config(self):
+        return {"SYNC_RATE_LIMIT_DEVICE": "3 per minute", "UPLOAD_RATE_LIMIT_DEVICE": "2 per minute"}
+
+    def test_sync_is_limited_per_device_not_per_user(self, client, auth):
+        phone = Phone(client, auth, "wanggeyuan")
+        for _ in range(3):
+            phone.sync(report_op())
+        r = client.post("/api/v1/sync", json={"device_id": phone.device_id, "ops": []}, headers=phone.headers)
+        assert r.status_code == 429 and r.get_json()["code"] == "rate_limited" and int(r.headers["Retry-After"]) > 0
+        other_phone = Phone(client, auth, "wanggeyuan")  # the same user's other device is not held back
+        assert other_phone.sync(report_op())["results"][0]["status"] == "applied"
+
+    def test_uploads_are_limited_per_device(self, client, auth):
+        phone = Phone(client, auth, "wanggeyuan")
+        statuses = [client.put(f"/api/v1/media/{'d' * 64}", data=b"x", headers=phone.headers).status_code
+                    for _ in range(3)]
+        assert statuses[:2] == [422, 422] and statuses[2] == 429
