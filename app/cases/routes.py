@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from urllib.parse import urlencode
+
+from flask import jsonify, request
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.auth.tokens import auth_required, current_user, current_session
-from app.cases import detail, services, workflow
+from app.auth.scope import case_visible
+from app.auth.tokens import auth_required, current_session, current_user
+from app.cases import deadlines, detail, exports, queue, services, workflow
 from app.cases.conflicts import list_conflicts
-from app.cases.models import Category, Conflict
-from app.cases.schemas import CategoryOut, ConflictOut, ConflictQuery, ResolveIn, WorkflowRowOut
-from app.errors import NotFound
+from app.cases.models import Case, Category, Conflict
+from app.cases.schemas import (
+    BulkTransitionIn,
+    CategoryOut,
+    ConflictOut,
+    ConflictQuery,
+    ExportQuery,
+    QueueQuery,
+    ResolveIn,
+    TransitionIn,
+    WorkflowRowOut,
+)
+from app.database import utcnow
+from app.errors import DomainError, NotFound, message
 from app.extensions import db
 
 blp = Blueprint("cases", __name__, description="Cases, categories, the workflow and conflicts")
@@ -32,6 +46,117 @@ def categories():
 def workflow_table():
     """The case life cycle as data: every (state, action) → next state, who may, what it needs."""
     return workflow.as_list()
+
+
+@blp.route("/cases", methods=["GET"])
+@blp.arguments(QueueQuery, location="query")
+@blp.doc(responses={"200": {"description": "a page of the review queue; the next page's cursor is in the "
+                                           "X-Next-Cursor header (and a Link rel=next), absent on the last page"}})
+@auth_required()
+def case_queue(args):
+    """The review queue: my cases, filtered, sorted, in pages of ``limit`` cut by an opaque ``cursor``."""
+    items, next_cursor = queue.queue_page(current_user, args)
+    response = jsonify(items)
+    if next_cursor:
+        response.headers["X-Next-Cursor"] = next_cursor
+        response.headers["Link"] = f'<{_next_url(next_cursor)}>; rel="next"'
+    return response
+
+
+def _next_url(cursor: str) -> str:
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"] + [("cursor", cursor)]
+    return f"{request.path}?{urlencode(pairs)}"
+
+
+@blp.route("/cases/export", methods=["GET"])
+@blp.arguments(ExportQuery, location="query")
+@blp.doc(responses={"200": {"description": "the filtered queue as a CSV or XLSX ledger (台账) or a GeoJSON layer"}})
+@auth_required()
+def case_export(args):
+    """The filtered queue as a file: ``format=csv|xlsx|geojson`` with the queue's filters, every row in scope
+    (up to a hard cap), streamed."""
+    return exports.export(current_user, args, args["format"])
+
+
+@blp.route("/cases/<case_id>/transitions", methods=["POST"])
+@blp.arguments(TransitionIn)
+@blp.doc(responses={"200": {"description": "applied or conflict, with the case page"}})
+@auth_required()
+def case_transition(data, case_id: str):
+    """Move one case through the workflow online, exactly as a phone's ``case.transition`` op would: a stale
+    ``base_version`` is merged (already done: no-op; impossible now: a conflict), never overwritten."""
+    case = services.get_case(case_id.lower(), lock=True)
+    if case is None or not case_visible(case, current_user):
+        raise NotFound()
+    case, redirected = services.follow_merges(case, lock=True)
+    params = {k: data.get(k) for k in ("note", "reason", "assignee", "unit", "target")}
+    try:
+        outcome = services.transition(_actor(), case, data["action"], data["base_version"], params,
+                                      redirected=redirected)
+        services.finish_changes()
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.code == "out_of_scope":  # the case it was merged into lies outside the caller's scope
+            raise NotFound() from None
+        raise
+    return jsonify({"status": outcome.status, "flags": outcome.flags, "conflicts": outcome.conflicts,
+                    **_clock(case), "case": detail.case_page(case, current_user)})
+
+
+@blp.route("/cases/transitions", methods=["POST"])
+@blp.arguments(BulkTransitionIn)
+@blp.doc(responses={"200": {"description": "one result per case, in the order sent"}})
+@auth_required("reviewer", "admin")
+def bulk_transition(data):
+    """Accept, return or reject many cases at once. Each case is applied (and audited) on its own: one that
+    fails is answered ``rejected`` and the others go on. Every case must be visible to the caller (else 404)."""
+    ids = [c["id"].lower() for c in data["cases"]]
+    # Lock in id order, as the sync does, so two bulk calls over the same cases cannot deadlock.
+    found = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_(ids)).order_by(Case.id)
+                                                 .with_for_update())}
+    if any(cid not in found or not case_visible(found[cid], current_user) for cid in ids):
+        raise NotFound()
+    actor = _actor()
+    params = {"reason": data.get("reason")}
+    results = []
+    for entry, cid in zip(data["cases"], ids):
+        touched = set(db.session.info.get("gridcase_touched", set()))
+        savepoint = db.session.begin_nested()
+        try:
+            case, redirected = services.follow_merges(found[cid], lock=True)
+            outcome = services.transition(actor, case, data["action"], entry["base_version"], params,
+                                          redirected=redirected)
+            db.session.flush()
+            savepoint.commit()
+        except DomainError as exc:
+            savepoint.rollback()
+            db.session.info["gridcase_touched"] = touched
+            result = {"id": cid, "status": "rejected", "code": exc.code, "detail": message(exc.code)}
+            if exc.errors:
+                result["errors"] = exc.errors
+            results.append(result)
+            continue
+        result = {"id": cid, "status": outcome.status, "case_version": case.version, "flags": outcome.flags}
+        if case.id != cid:
+            result["case_id"] = case.id
+        if outcome.conflicts:
+            result["conflicts"] = outcome.conflicts
+        results.append(result)
+    services.finish_changes()
+    db.session.commit()
+    return jsonify(results)
+
+
+def _actor() -> services.Actor:
+    session = current_session()
+    return services.Actor(user=current_user, device_id=session.device_id if session else None)
+
+
+def _clock(case: Case) -> dict:
+    """The running stage's clock, beside the case page."""
+    return {"stage": case.stage, "due_at": case.due_at.isoformat() if case.due_at else None,
+            "light": deadlines.light(case, utcnow())}
 
 
 @blp.route("/cases/<case_id>", methods=["GET"])

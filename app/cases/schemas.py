@@ -1,4 +1,11 @@
-from marshmallow import Schema, fields, validate
+import uuid
+from datetime import date, datetime, timedelta
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.cases.models import HANDLING_LEVELS, RISK_LEVELS, STATES
+from app.cases.workflow import ACTIONS
+from app.sync.schemas import CHINA_TZ, UUID, NoteIn, Text
 
 
 class CategoryOut(Schema):
@@ -44,3 +51,112 @@ class WorkflowRowOut(Schema):
     next = fields.String()
     roles = fields.List(fields.String())
     needs = fields.List(fields.String())
+
+
+# ---------------------------------------------------------------------------------------------- review
+# The review routes: online transitions (one case, or many), the queue and its exports.
+
+BULK_ACTIONS = ("accept", "return", "reject")
+MAX_BULK_CASES = 200  # one screen of the queue; each case is a locked row and an event in one transaction
+QUEUE_SORTS = ("reported_at", "-reported_at", "due_at", "-updated_at", "number")
+MAX_PAGE = 200
+
+
+def _new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class TransitionNoteIn(NoteIn):
+    """A note sent online with a transition; the server names it when the client did not."""
+
+    id = fields.String(load_default=_new_uuid, validate=UUID)
+
+
+class TransitionIn(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    base_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    reason = Text(load_default=None, allow_none=True, validate=validate.Length(1, 500))
+    note = fields.Nested(TransitionNoteIn, load_default=None, allow_none=True)
+    assignee = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+    unit = Text(load_default=None, allow_none=True, validate=validate.Length(1, 100))
+    target = fields.String(load_default=None, allow_none=True, validate=UUID)
+
+
+class BulkCaseIn(Schema):
+    id = fields.String(required=True, validate=UUID)
+    base_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class BulkTransitionIn(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(BULK_ACTIONS))
+    cases = fields.List(fields.Nested(BulkCaseIn), required=True, validate=validate.Length(1, MAX_BULK_CASES))
+    reason = Text(load_default=None, allow_none=True, validate=validate.Length(1, 500))
+
+    @validates_schema
+    def _unique(self, data, **kwargs):
+        ids = [c["id"].lower() for c in data.get("cases") or []]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("each case may appear once", "cases")
+
+
+class ListArg(fields.List):
+    """A repeatable query argument that also takes comma-separated values (``?state=a&state=b,c``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = [value]
+        parts = [part.strip() for item in value if isinstance(item, str) for part in item.split(",")]
+        return super()._deserialize([p for p in parts if p], attr, data, **kwargs)
+
+
+class Instant(fields.Field):
+    """A date (a whole day in China Standard Time: ``to`` then means the end of that day) or a date-time
+    (one without an offset is read as CST)."""
+
+    def __init__(self, *, end: bool = False, **kwargs):
+        from app.stats.schemas import INSTANT_DOC
+
+        kwargs["metadata"] = {**INSTANT_DOC, **(kwargs.get("metadata") or {})}
+        super().__init__(**kwargs)
+        self.end = end
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("must be a date or a date-time")
+        try:
+            if len(value) == 10:
+                day = date.fromisoformat(value)
+                start = datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ)
+                return start + timedelta(days=1) if self.end else start
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValidationError("must be an ISO 8601 date or date-time") from exc
+        return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TZ)
+
+
+class QueueFilterQuery(Schema):
+    """The queue's filters; the exports take the same ones."""
+
+    state = ListArg(fields.String(validate=validate.OneOf(STATES)), load_default=list)
+    risk_level = ListArg(fields.String(validate=validate.OneOf(RISK_LEVELS)), load_default=list)
+    category = ListArg(fields.String(validate=validate.Length(1, 32)), load_default=list)
+    region = fields.String(load_default=None, validate=validate.Length(1, 32))
+    level = fields.String(load_default=None, validate=validate.OneOf(HANDLING_LEVELS))
+    overdue = fields.Boolean(load_default=None)
+    flag = fields.String(load_default=None, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$",
+                                                                     error="a flag name, or any"))
+    has_conflicts = fields.Boolean(load_default=None)
+    reporter = fields.String(load_default=None, validate=validate.Length(1, 64))
+    from_ = Instant(data_key="from", load_default=None)
+    to = Instant(end=True, load_default=None)
+    q = fields.String(load_default=None, validate=validate.Length(1, 100))
+    sort = fields.String(load_default="-reported_at", validate=validate.OneOf(QUEUE_SORTS))
+
+
+class QueueQuery(QueueFilterQuery):
+    cursor = fields.String(load_default=None, validate=validate.Length(1, 1000))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, MAX_PAGE))
+
+
+class ExportQuery(QueueFilterQuery):
+    format = fields.String(load_default="xlsx", validate=validate.OneOf(("csv", "xlsx", "geojson")))
