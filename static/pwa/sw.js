@@ -4,12 +4,12 @@
 //   polygons, pulled changes) that fall back to their last good copy when offline;
 // - a new version waits until the page asks it to take over (the update prompt), then claims the clients;
 // - Background Sync: wakes an open page to send its outbox.
-const VERSION = "gridcase-shell-v2";
+const VERSION = "gridcase-shell-v3";
 const API_CACHE = "gridcase-api-v1";
 const SHELL = [
   "/", "/index.html", "/manifest.webmanifest", "/css/app.css",
-  "/js/main.js", "/js/api.js", "/js/db.js", "/js/i18n.js", "/js/sync.js", "/js/photo.js", "/js/photo-worker.js",
-  "/js/core/outbox.js", "/js/core/geo.js", "/js/core/exif.js", "/js/core/time.js",
+  "/js/main.js", "/js/review.js", "/js/api.js", "/js/db.js", "/js/i18n.js", "/js/sync.js", "/js/photo.js", "/js/photo-worker.js",
+  "/js/core/outbox.js", "/js/core/geo.js", "/js/core/exif.js", "/js/core/time.js", "/js/core/charts.js",
   "/vendor/idb/index.js", "/vendor/leaflet/leaflet.js", "/vendor/leaflet/leaflet.css",
   "/vendor/leaflet/images/marker-icon.png", "/vendor/leaflet/images/marker-icon-2x.png",
   "/vendor/leaflet/images/marker-shadow.png", "/vendor/leaflet/images/layers.png", "/vendor/leaflet/images/layers-2x.png",

@@ -27,8 +27,9 @@ def log_in(page, username):
     page.fill("#password", PASSWORDS[username])
     page.click("button[type=submit]")
     page.wait_for_selector("[data-action=cat]")
-    # the app shell is cached once the service worker controls the page
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    # the app shell is cached once the service worker controls the page (polled from here: the app's CSP
+    # forbids eval, which wait_for_function's in-page polling uses)
+    until(page, "() => navigator.serviceWorker.controller !== null")
 
 
 def capture(page, category, risk, text, photo, expect_micro=True):

@@ -60,6 +60,8 @@ test("text colours reach 4.5:1 on their backgrounds", () => {
     ["#ffffff", v.red], [v.red, "#ffffff"], ["#1a1a1a", v.yellow], ["#5c4700", "#ffffff"], ["#5c4700", "#fff6cc"],
     ["#ffffff", v["risk-blue"]], [v["risk-blue"], "#ffffff"], [v.bad, "#ffebee"], [v.warn, "#fff3e0"], [v.ok, "#e8f5e9"],
     ["#102a43", "#e3ecf7"], ["#3e2c00", "#fff3cd"], ["#4e2600", "#ffe0b2"], ["#3e2c00", "#ffe082"], ["#111111", "#ffffff"],
+    // reviewer console: light words on their fills, map labels, figures
+    ["#ffffff", v.ok], ["#ffffff", "#424242"], [v.ink, "#fff6cc"], [v.blue, "#ffffff"], [v.muted, "#f1f1f1"], [v.ink, "#ffebee"],
   ];
   for (const [fg, bg] of pairs) assert.ok(ratio(fg, bg) >= 4.5, `${fg} on ${bg}: ${ratio(fg, bg).toFixed(2)}`);
 });

@@ -55,6 +55,11 @@ export async function putItems(items) {
 export async function deleteItem(id) { return (await db()).delete("outbox", id); }
 
 export async function putPhoto(p) { return (await db()).put("photos", p); }
+/** Several photo records in one transaction (one commit instead of one per photo). */
+export async function putPhotos(list) {
+  const tx = (await db()).transaction("photos", "readwrite");
+  await Promise.all([...list.map((p) => tx.store.put(p)), tx.done]);
+}
 export async function getPhoto(sha) { return (await db()).get("photos", sha); }
 export async function allPhotos() { return (await db()).getAll("photos"); }
 export async function deletePhoto(sha) { return (await db()).delete("photos", sha); }

@@ -8,6 +8,7 @@ import { editItem, isUnsent, newItem, outboxSummary, pendingOnCase, resend, STAT
 import { locateNear } from "./core/geo.js";
 import { ago, isoWithOffset } from "./core/time.js";
 import { preparePhotoAsync } from "./photo.js";
+import * as review from "./review.js";
 
 const $ = (sel, el = document) => el.querySelector(sel);
 const view = () => $("#view");
@@ -79,7 +80,7 @@ async function statusBar() {
   $("#statusbar").innerHTML = parts.join("");
   const fix = items.filter((i) => i.state === STATES.NEEDS_FIXING || i.state === STATES.CONFLICT).length;
   const tab = $('[data-tab="outbox"]');
-  tab.innerHTML = esc(t("tab_outbox")) + (sum.pending ? `<span class="badge" data-testid="outbox-badge">${sum.pending}</span>` : "") +
+  if (tab) tab.innerHTML = esc(t("tab_outbox")) + (sum.pending ? `<span class="badge" data-testid="outbox-badge">${sum.pending}</span>` : "") +
     (fix ? `<span class="badge" style="right:auto;left:8px">!</span>` : "");
   const net = $("#net");
   net.textContent = navigator.onLine ? t("online") : t("offline");
@@ -100,12 +101,24 @@ async function banner(sum) {
   } else el.innerHTML = "";
 }
 
+const FIELD_TABS = ["capture", "tasks", "map", "outbox", "me"];
+const CONSOLE_TABS = ["queue", "conflicts", "dash", "devices", "me"];
+
 function chrome() {
   $("#brand").textContent = t("app");
+  const consoleUser = review.isReviewer(me);
+  document.body.classList.toggle("console", consoleUser);
+  const nav = $("#tabs");
+  const tabs = consoleUser ? CONSOLE_TABS : FIELD_TABS;
+  if (nav.dataset.set !== tabs.join()) {
+    nav.innerHTML = tabs.map((k) => `<a href="#${k}" data-tab="${k}"></a>`).join("");
+    nav.dataset.set = tabs.join();
+  }
   for (const a of document.querySelectorAll(".tabs a")) a.textContent = t("tab_" + a.dataset.tab);
-  const name = location.hash.slice(1).split("/")[0] || "capture";
+  const name = location.hash.slice(1).split("/")[0] || (consoleUser ? "queue" : "capture");
   for (const a of document.querySelectorAll(".tabs a")) {
-    if (a.dataset.tab === name || (name === "case" && a.dataset.tab === "tasks") || (name === "fix" && a.dataset.tab === "outbox")) a.setAttribute("aria-current", "page");
+    if (a.dataset.tab === name || (name === "case" && a.dataset.tab === "tasks") || (name === "fix" && a.dataset.tab === "outbox")
+      || (name === "review" && a.dataset.tab === "queue")) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   $("#tabs").hidden = !me;
@@ -120,7 +133,11 @@ async function render() {
   const [name, arg] = location.hash.slice(1).split("/");
   if (!s?.user || name === "login") return show(renderLogin, s);
   const views = { capture: renderCapture, tasks: renderTasks, case: renderCase, map: renderMap, outbox: renderOutbox, fix: renderFix, me: renderMe };
-  const fn = views[name] || renderCapture;
+  if (review.isReviewer(me)) {
+    Object.assign(views, { queue: review.renderQueue, review: review.renderReviewCase, conflicts: review.renderConflicts,
+      devices: review.renderDevices, dash: review.renderDashboard });
+  }
+  const fn = views[name] || (review.isReviewer(me) ? review.renderQueue : renderCapture);
   if (fn !== renderCapture && fn !== renderMap) stopGeo();
   return show(fn, arg);
 }
@@ -129,6 +146,22 @@ async function show(fn, arg) {
   view().dataset.view = fn.name;
   await fn(arg);
   chrome();
+}
+
+/** Sync events come in bursts (several per photo and per batch): redraw at most every 150 ms. */
+let redraw = null;
+function onSyncChange(kind) {
+  if (!redraw) {
+    redraw = { live: false };
+    setTimeout(() => {
+      const { live } = redraw;
+      redraw = null;
+      if (live) refreshLive();
+      else if (view().dataset.view === "renderOutbox") render();
+      else statusBar();
+    }, 150);
+  }
+  if (kind !== "progress") redraw.live = true;
 }
 
 /** Views that only display data are redrawn when the outbox or the cases change. */
@@ -165,7 +198,7 @@ async function renderLogin(s) {
       const sess = await login($("#username").value.trim(), $("#password").value);
       me = sess.user;
       try { await refreshReference(true); } catch (x) { console.warn(x); }
-      location.hash = "#capture";
+      location.hash = review.isReviewer(sess.user) ? "#queue" : "#capture";
       requestSync("login");
     } catch (x) {
       err.textContent = x instanceof Offline ? t("login_offline") : `${t("login_failed")}: ${x.message}`;
@@ -357,7 +390,7 @@ function itemCard(i, photos) {
   const kind = i.type === "report.create" ? t("op_report") : i.type === "case.note" ? t("op_note") : `${t("op_transition")} · ${t(i.body.action) || i.body.action}`;
   const ph = (i.photos || []).map((sha) => {
     const p = photos.get(sha);
-    const st = p?.state || "sent";
+    const st = syncStatus.sending.has(sha) ? "sending" : p?.state || "sent";
     const frac = syncStatus.progress?.sha256 === sha ? syncStatus.progress.fraction : p?.progress || 0;
     return `<div class="meta">${esc(st === "sent" ? t("photo_sent") : st === "failed" ? t("photo_failed") : t("photo_waiting"))} · ${bytes(p?.size)}
       ${st === "sending" ? `<div class="progress" role="progressbar" aria-valuenow="${Math.round(frac * 100)}"><span style="width:${Math.round(frac * 100)}%"></span></div>` : ""}
@@ -639,6 +672,8 @@ async function renderMe() {
     <input type="url" id="tiles" value="${esc(localStorage.getItem("gridcase.tiles") || "")}" placeholder="https://…/{z}/{x}/{y}.png">
     <p class="hint">${esc(t("tile_hint"))}</p>
     <button type="button" data-action="save-tiles">${esc(t("save"))}</button>
+    ${review.isReviewer(u) ? `<h3>${esc(t("shortcuts"))}</h3><div class="row"><a class="btn" href="#capture">${esc(t("capture_title"))}</a>
+      <a class="btn" href="#outbox">${esc(t("outbox_title"))}</a><a class="btn" href="#tasks">${esc(t("tasks_title"))}</a></div>` : ""}
     <h3>&nbsp;</h3>
     <div class="row"><button type="button" data-action="refresh-data">${esc(t("refresh_data"))}</button>
       <button type="button" class="danger" data-action="logout">${esc(t("logout"))}</button></div>`;
@@ -690,7 +725,7 @@ async function onAction(e) {
   } else if (a === "update" && updateReg?.waiting) {
     sessionStorage.setItem("gridcase.updating", "1");
     updateReg.waiting.postMessage({ type: "SKIP_WAITING" });
-  }
+  } else await review.onAction(el, a);
 }
 
 function setPressed(el) {
@@ -719,12 +754,13 @@ async function registerServiceWorker() {
 
 async function boot() {
   setLang(lang());
+  review.setContext({ toast, go, render, loadLeaflet });
   document.addEventListener("click", onAction);
   window.addEventListener("hashchange", () => { window.scrollTo(0, 0); render(); });
   window.addEventListener("online", () => { statusBar(); requestSync("online"); });
   window.addEventListener("offline", statusBar);
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") requestSync("visible"); });
-  onChange((kind) => { if (kind !== "progress") refreshLive(); else if (view().dataset.view === "renderOutbox") render(); else statusBar(); });
+  onChange(onSyncChange);
   navigator.storage?.persist?.().catch(() => {});
   await store.deviceId();
   await render();

@@ -16,7 +16,7 @@ let timer = null;
 let running = false;
 let photoFailures = 0;
 
-export const status = { phase: "idle", last_ok: null, last_error: null, progress: null, login_required: false };
+export const status = { phase: "idle", last_ok: null, last_error: null, progress: null, login_required: false, sending: new Set() };
 
 export function onChange(fn) { listeners.add(fn); return () => listeners.delete(fn); }
 function emit(kind = "change", local = false) {
@@ -96,7 +96,11 @@ async function doSync(reason) {
 
 /** Photos go first: ask which the server lacks, PUT those (with progress), mark the rest sent. Every photo
  * not yet known to be on the server is tried, also those of ops already sent (their case lists them as
- * missing until they land). */
+ * missing until they land). Up to UPLOAD_CONCURRENCY PUTs run at once (the server decodes each photo: on a
+ * weak network the pipe is the limit, over Wi-Fi the server's cores are). A photo being sent is marked in
+ * memory (status.sending), not rewritten in IndexedDB: each rewrite of a record copies its Blob. */
+const UPLOAD_CONCURRENCY = 3;
+
 async function uploadPhotos() {
   const wanted = (await store.allPhotos())
     .filter((p) => p.state !== "sent" && p.state !== "failed" && (p.next_at || 0) <= Date.now())
@@ -107,30 +111,57 @@ async function uploadPhotos() {
     const r = await apiJson("/api/v1/media/missing", { method: "POST", body: { hashes: wanted.slice(i, i + 200).map((p) => p.sha256) } });
     for (const h of r.missing || []) missing.add(h);
   }
+  const queue = [];
   for (const p of wanted) {
-    if (!missing.has(p.sha256)) { await store.putPhoto({ ...p, state: "sent", progress: 1, error: null }); continue; }
-    await store.putPhoto({ ...p, state: "sending", progress: 0 });
-    emit("photo", true);
-    try {
-      let last = 0;
-      await putPhoto(p.sha256, p.blob, (f) => {
-        status.progress = { sha256: p.sha256, fraction: f };
-        if (f - last > 0.05 || f === 1) { last = f; emit("progress", true); }
-      });
-      await store.putPhoto({ ...p, state: "sent", progress: 1, error: null });
-      photoFailures = 0;
-    } catch (e) {
-      if (e instanceof LoginRequired) { await store.putPhoto({ ...p, state: "waiting", progress: 0 }); throw e; }
-      const fatal = e instanceof HttpError && e.status >= 400 && e.status < 500 && e.status !== 429 && e.status !== 408;
-      photoFailures += 1;
-      await store.putPhoto({ ...p, state: fatal ? "failed" : "waiting", progress: 0,
-        error: e instanceof HttpError ? { status: e.status, code: e.problem.code, detail: e.problem.detail } : { code: "offline" },
-        next_at: fatal ? 0 : Date.now() + backoffMs(photoFailures, { retryAfterS: e.retryAfter }) });
-      if (e instanceof Offline) throw e;
-      // A refused photo never blocks the text: the report goes anyway and lists it as missing.
-    }
+    if (missing.has(p.sha256)) queue.push(p);
+    else await store.putPhoto({ ...p, state: "sent", progress: 1, error: null });
   }
-  status.progress = null;
+  let stop = null; // Offline or LoginRequired: no more uploads this round
+  const uploaded = []; // marked sent in batches: a photo marked late is only asked about again (media/missing)
+  const flush = async () => { if (uploaded.length) await store.putPhotos(uploaded.splice(0)); };
+  const worker = async () => {
+    while (!stop && queue.length) {
+      try {
+        const p = queue.shift();
+        if (await uploadOne(p)) uploaded.push({ ...p, state: "sent", progress: 1, error: null });
+        if (uploaded.length >= 10) await flush();
+      } catch (e) { stop = stop || e; }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, queue.length) }, worker));
+  } finally {
+    await flush();
+    status.progress = null;
+  }
+  if (stop) throw stop;
+}
+
+/** PUT one photo; true when it is on the server. A refused or failed one is recorded with its error. */
+async function uploadOne(p) {
+  status.sending.add(p.sha256);
+  emit("photo", true);
+  try {
+    let last = 0;
+    await putPhoto(p.sha256, p.blob, (f) => {
+      status.progress = { sha256: p.sha256, fraction: f };
+      if (f - last > 0.05 || f === 1) { last = f; emit("progress", true); }
+    });
+    photoFailures = 0;
+    return true;
+  } catch (e) {
+    if (e instanceof LoginRequired) throw e;
+    const fatal = e instanceof HttpError && e.status >= 400 && e.status < 500 && e.status !== 429 && e.status !== 408;
+    photoFailures += 1;
+    await store.putPhoto({ ...p, state: fatal ? "failed" : "waiting", progress: 0,
+      error: e instanceof HttpError ? { status: e.status, code: e.problem.code, detail: e.problem.detail } : { code: "offline" },
+      next_at: fatal ? 0 : Date.now() + backoffMs(photoFailures, { retryAfterS: e.retryAfter }) });
+    if (e instanceof Offline) throw e;
+    // A refused photo never blocks the text: the report goes anyway and lists it as missing.
+    return false;
+  } finally {
+    status.sending.delete(p.sha256);
+  }
 }
 
 async function pushOps() {
