@@ -112,7 +112,7 @@ def limit_minutes(stage: str, case: Case) -> int:
 
 def current_stage(case: Case) -> CaseStage | None:
     return db.session.scalars(select(CaseStage).where(CaseStage.case_id == case.id, CaseStage.ended_at.is_(None))
-                              .order_by(CaseStage.id.desc())).first()
+                              .order_by(CaseStage.started_at.desc())).first()
 
 
 def _schedule(stage: CaseStage, case: Case, calendar: Calendar, now: datetime) -> None:

@@ -36,7 +36,8 @@ def case_page(case: Case, user: User) -> dict:
 
     events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                                      .order_by(CaseEvent.version)))
-    links = list(db.session.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id).order_by(CasePhoto.id)))
+    links = list(db.session.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id)
+                                    .order_by(CasePhoto.event_version, CasePhoto.position)))
     notes = list(db.session.scalars(select(CaseNote).where(CaseNote.case_id == case.id)
                                     .order_by(CaseNote.event_version)))
     user_ids = {case.reporter_id, case.assignee_id} | {e.actor_id for e in events} | {n.author_id for n in notes}

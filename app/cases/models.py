@@ -139,9 +139,10 @@ class CaseEvent(db.Model):
 
     __tablename__ = "case_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"))
-    version: Mapped[int]
+    # The key is the case and the version: client-side values, so a batch's events go in one INSERT
+    # (an autoincrement key would make SQLite insert them one by one to learn each id).
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
     action: Mapped[str] = mapped_column(String(32))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     device_id: Mapped[str | None] = mapped_column(String(64))
@@ -155,8 +156,6 @@ class CaseEvent(db.Model):
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
     case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CaseEvent.case_id", cascade="")
-
-    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_events_case_version"),)
 
 
 class CaseNote(db.Model):
@@ -179,10 +178,11 @@ class CasePhoto(db.Model):
 
     __tablename__ = "case_photos"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    role: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # Order within the event that linked it (the phone's order of its photos).
+    position: Mapped[int] = mapped_column(default=0)
     note_id: Mapped[str | None] = mapped_column(String(36))
     added_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -191,8 +191,6 @@ class CasePhoto(db.Model):
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
     case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CasePhoto.case_id", cascade="")
-
-    __table_args__ = (UniqueConstraint("case_id", "sha256", "role", name="uq_case_photos_case_sha_role"),)
 
 
 class Conflict(db.Model):
@@ -226,10 +224,10 @@ class CaseStage(db.Model):
 
     __tablename__ = "case_stages"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
-    stage: Mapped[str] = mapped_column(String(16))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # One stage of one case starts once at a given instant (a reopened case starts a new close stage later).
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     limit_minutes: Mapped[int]
     # Working seconds used before the current running period (suspension stops the clock).
     consumed_s: Mapped[float] = mapped_column(Float, default=0.0)

@@ -73,7 +73,7 @@ def _paused_fraction():
     already used, read from the running stage; NULL for every other case (the CASE skips the lookup)."""
     used = (select(CaseStage.consumed_s / (CaseStage.limit_minutes * 60.0))
             .where(CaseStage.case_id == Case.id, CaseStage.ended_at.is_(None))
-            .order_by(CaseStage.id.desc()).limit(1).correlate(Case).scalar_subquery())
+            .order_by(CaseStage.started_at.desc()).limit(1).correlate(Case).scalar_subquery())
     return sql_case((and_(Case.stage.is_not(None), Case.due_at.is_(None)), used), else_=None)
 
 

@@ -235,7 +235,7 @@ def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
         select(CasePhoto.case_id, CasePhoto.sha256)
         .outerjoin(Photo, Photo.sha256 == CasePhoto.sha256)
         .where(CasePhoto.case_id.in_(case_ids), Photo.sha256.is_(None))
-        .order_by(CasePhoto.case_id, CasePhoto.id)
+        .order_by(CasePhoto.case_id, CasePhoto.event_version, CasePhoto.position)
     ).all()
     out: dict[str, list[str]] = {cid: [] for cid in case_ids}
     for case_id, sha in rows:
@@ -262,7 +262,7 @@ def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str
             continue
         existing.add((ref["sha256"], role))
         row = CasePhoto(case_id=case.id, sha256=ref["sha256"], role=role, note_id=note_id, added_by=actor.user.id,
-                        added_at=actor.now, event_version=version, flags=[])
+                        added_at=actor.now, event_version=version, position=len(rows), flags=[])
         db.session.add(row)
         rows.append(row)
         linked.append({"sha256": ref["sha256"], "role": role})
@@ -637,7 +637,7 @@ def _check_needs(actor: Actor, case: Case, row: workflow.Transition, params: dic
         elif need == "rectification_photo_or_note":
             note = params.get("note") or {}
             has_photo = bool(note.get("photos")) or db.session.scalar(
-                select(func.count(CasePhoto.id)).where(CasePhoto.case_id == case.id,
+                select(func.count()).where(CasePhoto.case_id == case.id,
                                                        CasePhoto.role == "rectification")) > 0
             if not has_photo and not (note.get("text") or "").strip():
                 errors["note"] = ["resolving needs a rectification photo or a note"]

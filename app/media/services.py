@@ -219,12 +219,12 @@ def _visible(sha256: str, user) -> bool:
     from app.auth.scope import case_criterion
     from app.cases.models import Case, CasePhoto
 
-    linked = db.session.scalar(select(CasePhoto.id).where(CasePhoto.sha256 == sha256).limit(1))
+    linked = db.session.scalar(select(CasePhoto.sha256).where(CasePhoto.sha256 == sha256).limit(1))
     if linked is None:
         photo = db.session.get(Photo, sha256)
         return photo is not None and (photo.uploaded_by == user.id or user.role == "admin")
     return db.session.scalar(
-        select(CasePhoto.id).join(Case, Case.id == CasePhoto.case_id)
+        select(CasePhoto.sha256).join(Case, Case.id == CasePhoto.case_id)
         .where(CasePhoto.sha256 == sha256, case_criterion(Case, user)).limit(1)) is not None
 
 

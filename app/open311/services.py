@@ -104,7 +104,8 @@ def _first_photos(ids: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     rows = db.session.execute(
         select(CasePhoto.case_id, CasePhoto.sha256).join(Photo, Photo.sha256 == CasePhoto.sha256)
-        .where(CasePhoto.case_id.in_(ids), CasePhoto.role == "evidence").order_by(CasePhoto.id))
+        .where(CasePhoto.case_id.in_(ids), CasePhoto.role == "evidence")
+        .order_by(CasePhoto.case_id, CasePhoto.event_version, CasePhoto.position))
     for case_id, sha in rows:
         out.setdefault(case_id, sha)
     return out

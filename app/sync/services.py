@@ -505,7 +505,7 @@ def changes_since(user: User, cursor: int, limit: int) -> dict:
     if full:
         for case_id, sha, role in db.session.execute(
                 select(CasePhoto.case_id, CasePhoto.sha256, CasePhoto.role)
-                .where(CasePhoto.case_id.in_([c.id for c in full])).order_by(CasePhoto.id)).all():
+                .where(CasePhoto.case_id.in_([c.id for c in full])).order_by(CasePhoto.case_id, CasePhoto.event_version, CasePhoto.position)).all():
             photos.setdefault(case_id, []).append({"sha256": sha, "role": role})
     out = []
     for seq, case_id, row in page:
