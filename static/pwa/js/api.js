@@ -2,7 +2,7 @@
 // resent once on 401 token_expired. A refresh that fails (expired, revoked) asks for a new login; the
 // outbox stays untouched meanwhile. Refreshes are serialised across tabs: refresh tokens rotate, and an
 // old one presented twice revokes the device.
-import { deviceId, getMeta, setMeta } from "./db.js";
+import { delMeta, deviceId, getMeta, setMeta } from "./db.js";
 
 const EARLY_MS = 60_000; // refresh this long before the access token's expiry (slow networks, skewed clocks)
 
@@ -156,4 +156,66 @@ export async function putPhoto(sha256, blob, onProgress) {
   if (r.status === 401) return markLoginRequired(r.body?.code);
   if (r.status >= 200 && r.status < 300) return r.body;
   throw new HttpError(r.status, r.body, r.retryAfter);
+}
+
+// Large photos (a resize that failed, a PNG) go through tus 1.0.0 in chunks: a phone that loses its network
+// at 60 % asks the server how far it got (HEAD) and sends only the rest, even after the app restarts.
+export const TUS_THRESHOLD = 1024 * 1024;
+const TUS_CHUNK = 256 * 1024;
+const TUS = { "Tus-Resumable": "1.0.0" };
+
+function b64(bytes) { let s = ""; for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b); return btoa(s); }
+
+export async function tusPhoto(sha256, blob, onProgress) {
+  const key = `tus:${sha256}`;
+  let path = await getMeta(key);
+  let offset = 0;
+  if (path) {
+    const head = await rawTus(path, { method: "HEAD" });
+    if (head.ok) offset = Number(head.headers.get("Upload-Offset")) || 0;
+    else { path = null; await delMeta(key); }
+  }
+  if (!path) {
+    const created = await rawTus("/api/v1/uploads/", { method: "POST", headers: {
+      "Upload-Length": String(blob.size), "Upload-Metadata": `sha256 ${btoa(sha256)}` } });
+    if (!created.ok) throw new HttpError(created.status, await created.json().catch(() => null));
+    path = new URL(created.headers.get("Location"), location.href).pathname;
+    await setMeta(key, path);
+  }
+  while (offset < blob.size) {
+    const chunk = await blob.slice(offset, offset + TUS_CHUNK).arrayBuffer();
+    const digest = await crypto.subtle.digest("SHA-256", chunk);
+    const res = await rawTus(path, { method: "PATCH", body: chunk, headers: {
+      "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream",
+      "Upload-Checksum": `sha256 ${b64(digest)}` } });
+    if (res.status === 409 || res.status === 460) {  // out of step, or a chunk damaged on the way: ask again
+      offset = Number((await rawTus(path, { method: "HEAD" })).headers.get("Upload-Offset")) || 0;
+      continue;
+    }
+    if (!res.ok) {
+      if (res.status === 404 || res.status === 410) await delMeta(key);
+      throw new HttpError(res.status, await res.json().catch(() => null), Number(res.headers.get("Retry-After")) || null);
+    }
+    offset = Number(res.headers.get("Upload-Offset")) || offset + chunk.byteLength;
+    if (onProgress) onProgress(offset / blob.size);
+  }
+  await delMeta(key);
+  return true;
+}
+
+async function rawTus(path, { method, body, headers = {} }) {
+  const send = async (token) => {
+    try {
+      return await fetch(path, { method, body, headers: { ...TUS, ...headers, Authorization: `Bearer ${token}`,
+        "Accept-Language": langHeader() } });
+    } catch { throw new Offline(); }
+  };
+  let token = await accessToken();
+  let res = await send(token);
+  if (res.status === 401) {
+    token = (await refresh(token)).access_token;
+    res = await send(token);
+  }
+  if (res.status === 401) return markLoginRequired("token_expired");
+  return res;
 }

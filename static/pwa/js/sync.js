@@ -2,7 +2,7 @@
 // outbox, back-off on retry/429/5xx/no network, then a pull of my cases. One sync at a time across tabs
 // (Web Locks); other tabs hear about changes over a BroadcastChannel.
 import * as store from "./db.js";
-import { api, apiJson, HttpError, LoginRequired, Offline, putPhoto, session } from "./api.js";
+import { api, apiJson, HttpError, LoginRequired, Offline, putPhoto, session, TUS_THRESHOLD, tusPhoto } from "./api.js";
 import {
   applyResults, expired, failBatch, nextWake, outboxSummary, pickBatch, recover, rejectBatch,
   STATES, toOp,
@@ -143,10 +143,12 @@ async function uploadOne(p) {
   emit("photo", true);
   try {
     let last = 0;
-    await putPhoto(p.sha256, p.blob, (f) => {
+    const progress = (f) => {
       status.progress = { sha256: p.sha256, fraction: f };
       if (f - last > 0.05 || f === 1) { last = f; emit("progress", true); }
-    });
+    };
+    if (p.blob.size > TUS_THRESHOLD) await tusPhoto(p.sha256, p.blob, progress);
+    else await putPhoto(p.sha256, p.blob, progress);
     photoFailures = 0;
     return true;
   } catch (e) {
