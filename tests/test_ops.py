@@ -16,13 +16,12 @@ def test_healthz_and_readyz(client):
     assert r.get_json() == {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
 
 
-def test_readyz_says_not_ready_when_the_database_is_gone(tmp_path):
-    from conftest import base_config
-
+def test_readyz_says_not_ready_when_the_database_is_gone(app, tmp_path):
     from app import create_app
 
-    app = create_app(base_config(tmp_path, f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3"))
-    r = app.test_client().get("/readyz")
+    broken = create_app({**app.config, "DATABASE_URL": f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3",
+                         "SQLALCHEMY_ENGINE_OPTIONS": {}})
+    r = broken.test_client().get("/readyz")
     assert r.status_code == 503
     body = r.get_json()
     assert body["checks"]["database"] == "unavailable" and "Traceback" not in r.get_data(as_text=True)

@@ -66,6 +66,10 @@ class Storage(Protocol):
         """Store the file at ``path`` under ``key``: the object appears whole or not at all."""
         ...
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, as atomically as ``put_file``."""
+        ...
+
     def open(self, key: str) -> BinaryIO: ...
 
     def size(self, key: str) -> int: ...
@@ -109,6 +113,25 @@ class LocalStorage:
                 pass
             raise
         _fsync_dir(target.parent)  # and the rename itself survives a power cut
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, atomically as ``put_file`` does."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(target.parent)
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
@@ -190,6 +213,11 @@ class S3Storage:
         content_type = "image/jpeg" if key.endswith(".jpg") else "application/octet-stream"
         self.client.upload_file(os.fspath(path), self.bucket, self._key(key),
                                 ExtraArgs={"ContentType": content_type})
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """One PUT of a small object (a derivative): atomic, no temp file, no transfer manager."""
+        content_type = "image/jpeg" if key.endswith(".jpg") else "application/octet-stream"
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
 
     def open(self, key: str) -> BinaryIO:
         """The object's body as a readable stream (botocore StreamingBody); close it when done."""

@@ -28,9 +28,9 @@ def readyz():
         db.session.rollback()
         checks["database"] = "unavailable"
     try:
-        from app.media.storage import storage_from_config
+        from app.media.services import storage
 
-        storage_from_config(current_app.config).exists("original/00/00/" + "0" * 64)
+        storage().exists("original/00/00/" + "0" * 64)
         checks["storage"] = "ok"
     except Exception as exc:  # as above
         current_app.logger.warning("readyz: storage: %s", exc)
