@@ -10,12 +10,15 @@ from werkzeug.routing import PathConverter
 
 from app.config import Config
 from app.database import normalise_database_url, reset_begin_mode, set_begin_mode
+from app.errors import refuse_nul_input
 from app.extensions import api, db, jwt, limiter, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 PWA_DIR = ROOT / "static" / "pwa"
 # Endpoints that begin reading and open their own write transaction (see app/sync/services.py).
 LATE_WRITERS = {"sync.push"}
+# Endpoints that read the request stream themselves: the NUL check before each request leaves their body alone.
+STREAMED_BODIES = LATE_WRITERS | {"media.put_photo", "media.post_photo"}
 
 
 class ConfigError(RuntimeError):
@@ -131,12 +134,13 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from app.backup.commands import backup_cli
     from app.cases.commands import calendar_cli, cases_cli
     from app.demo.commands import demo_cli
     from app.regions.commands import regions_cli
     from app.users.commands import users_cli
 
-    for group in (regions_cli, users_cli, demo_cli, cases_cli, calendar_cli):
+    for group in (regions_cli, users_cli, demo_cli, cases_cli, calendar_cli, backup_cli):
         app.cli.add_command(group)
 
 
@@ -148,6 +152,10 @@ def register_request_hooks(app: Flask) -> None:
         mode = "DEFERRED" if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in LATE_WRITERS \
             else "IMMEDIATE"
         request.environ["gridcase.begin_token"] = set_begin_mode(mode)
+        # NUL in a path, query or body: 404/422 here, not a failed PostgreSQL query. The sync push reads its
+        # own stream and refuses such ops one by one (app.sync.services.prepare).
+        endpoint = request.endpoint or ""
+        refuse_nul_input(skip_body=endpoint in STREAMED_BODIES or endpoint.startswith("tus."))
 
     @app.teardown_request
     def _reset_begin_mode(exc):

@@ -82,6 +82,9 @@ class Config:
     MEDIA_MAX_PIXELS = 50_000_000
     # EXIF times without an offset are taken as the deployment's local time (China Standard Time).
     MEDIA_EXIF_DEFAULT_UTC_OFFSET_HOURS = 8
+    # One upload (PUT or multipart) may take this long at most: a phone trickling bytes cannot hold a worker
+    # thread for ever; weak networks have the resumable (tus) path, whose chunks each get this long.
+    MEDIA_UPLOAD_TIMEOUT_S = 600
     # A phone that lost its connection comes back within a day; older partial uploads are removed.
     TUS_EXPIRE_HOURS = 24
     # Whole requests (photos come through their own streaming routes with their own limits).

@@ -7,9 +7,13 @@ stable machine ``code``; its human ``detail`` comes from ``MESSAGES`` in the cal
 
 from __future__ import annotations
 
+import http
 import logging
 
 from flask import Flask, current_app, has_request_context, jsonify, request
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "photo_too_large_pixels": ("照片像素过多，超出允许的上限。", "The photo has more pixels than allowed."),
     "hash_mismatch": ("上传内容的 SHA-256 与声明的不一致，请重新上传。",
                       "The uploaded bytes do not match the stated SHA-256; upload them again."),
+    "storage_full": ("服务器照片存储空间已满，请稍后重传（照片仍保存在手机上）。",
+                     "The server's photo storage is full; upload again later (the photo stays on the phone)."),
+    "upload_timeout": ("上传超时（上限 {seconds} 秒），请在网络较好时重传或使用断点续传。",
+                       "The upload took too long (limit {seconds} s); send it again on a better network or "
+                       "use the resumable upload."),
     "upload_quota": ("今日照片上传量已达上限，请明天再试。", "Today's photo upload allowance is used up; try again tomorrow."),
 }
 
@@ -161,10 +170,137 @@ def problem(status: int, code: str, *, detail: str | None = None, errors: dict |
         body["errors"] = errors
     response = jsonify(body)
     response.status_code = status
-    response.mimetype = "application/problem+json"
+    response.mimetype = PROBLEM_CONTENT_TYPE
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+# ---------------------------------------------------------------------------------------------- the spec
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ProblemOut(Schema):
+    """Every error body (RFC 9457 problem details, built by ``problem()``)."""
+
+    type = fields.String(required=True, metadata={"description": "PROBLEM_BASE + code"})
+    title = fields.String(required=True, metadata={"description": "the HTTP status phrase"})
+    status = fields.Integer(required=True)
+    code = fields.String(required=True, metadata={"description": "stable machine code (see MESSAGES)"})
+    detail = fields.String(required=True, metadata={"description": "zh-CN, or English on Accept-Language: en"})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "field path -> messages, when a field is at fault"})
+
+
+# Headers that always come with an error status (documented, so clients and checks may rely on them).
+_PROBLEM_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
+    405: {"Allow": {"schema": {"type": "string"}}},
+    429: {"Retry-After": {"schema": {"type": "string"}, "required": True,
+                          "description": "seconds to wait before trying again"}},
+}
+
+
+def _null_not_any_object(converter, field, ret, **kwargs) -> dict:
+    """apispec shows a nullable Nested in OpenAPI 3.0 as ``anyOf: [the schema, {type: object, nullable}]``,
+    whose second branch admits ANY object; make it admit null only."""
+    any_of = ret.get("anyOf")
+    if field.allow_none and isinstance(any_of, list) and {"type": "object", "nullable": True} in any_of:
+        return {"anyOf": [{"type": "object", "nullable": True, "enum": [None]}
+                          if branch == {"type": "object", "nullable": True} else branch for branch in any_of]}
+    return {}
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, with its shared error responses (one component per HTTP status, named like
+    ``http.HTTPStatus``: ``NOT_FOUND``, ``UNPROCESSABLE_ENTITY``…, and ``DEFAULT_ERROR``) documented as
+    what the handlers below really send: ``ProblemOut`` as ``application/problem+json``."""
+
+    ERROR_SCHEMA = ProblemOut
+
+    def _init_spec(self, *args, **kwargs):
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(_null_not_any_object)
+
+    def _register_responses(self):
+        self.spec.components.schema("ProblemOut", schema=ProblemOut)
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = "ProblemOut"
+            if status in _PROBLEM_HEADERS:
+                response["headers"] = _PROBLEM_HEADERS[status]
+            prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Error (problem details, RFC 9457)", "schema": "ProblemOut"}
+        prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
+
+
+def problem_responses(blp, *statuses: int):
+    """Route decorator: document the error statuses a route answers, each with the shared problem response."""
+
+    def decorator(fn):
+        for status in statuses:
+            fn = blp.alt_response(status, response=http.HTTPStatus(status).name)(fn)
+        return fn
+
+    return decorator
+
+
+# ---------------------------------------------------------------------------------------------- NUL
+
+NUL_MESSAGE = "contains a NUL character (U+0000), which cannot be stored"
+
+
+def nul_paths(value, prefix: str = "") -> list[str]:
+    """The dotted paths of the strings (values or keys) in a JSON value that hold a NUL character."""
+    out: list[str] = []
+    stack = [(prefix, value)]
+    while stack and len(out) < 20:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                out.append(path or "_schema")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                inner_path = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    out.append(inner_path)
+                stack.append((inner_path, inner))
+        elif isinstance(item, list):
+            stack.extend((f"{path}.{i}" if path else str(i), inner) for i, inner in enumerate(item))
+    return sorted(out)
+
+
+def refuse_nul_input(skip_body: bool = False) -> None:
+    """Before a request reaches a view: a NUL character in its path, query or JSON/form body is refused
+    (404 in the path, 422 elsewhere), since PostgreSQL cannot hold one in text and fails the query (a 500).
+    Skipped for a request without credentials on an endpoint that needs them, so that it gets its 401."""
+    from flask import request as req
+
+    if req.authorization is None and req.endpoint != "auth.login":
+        return
+    if "\x00" in req.path:
+        raise NotFound()
+    errors = {f"query.{key}": [NUL_MESSAGE] for key, value in req.args.items(multi=True)
+              if "\x00" in key or "\x00" in value}
+    if not skip_body:
+        if req.is_json:
+            raw = req.get_data(cache=True)
+            if b"\\u0000" in raw:
+                try:
+                    import json
+
+                    errors.update({path: [NUL_MESSAGE] for path in nul_paths(json.loads(raw))})
+                except (ValueError, RecursionError):
+                    pass  # not JSON: the route's parser answers that
+        elif req.mimetype == "application/x-www-form-urlencoded":
+            errors.update({key: [NUL_MESSAGE] for key, value in req.form.items(multi=True)
+                           if "\x00" in key or "\x00" in value})
+    if errors:
+        raise ValidationFailed(errors=errors)
 
 
 # werkzeug's HTTP errors, mapped onto our codes.
@@ -243,8 +379,18 @@ def handle_domain_error(exc: DomainError):
 
 
 def handle_unexpected(exc: Exception):
+    import errno
+
     from app.extensions import db
 
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # A full disk wherever it strikes (spooling, the tus part files): a clear 507, not a bare 500.
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001
+            log.exception("rollback after a full disk failed")
+        log.error("disk full: %s", exc)
+        return problem(507, "storage_full", headers={"Retry-After": "600"})
     try:
         db.session.rollback()
     except Exception:  # the session may itself be what broke; the 500 must still go out

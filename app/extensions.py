@@ -4,10 +4,11 @@ from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from app.errors import ProblemApi
 
 # Stable constraint names, so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING = {
@@ -26,5 +27,5 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
-api = Api()
+api = ProblemApi()  # error responses documented as ProblemOut (problem+json)
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)

@@ -5,6 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.cases.models import HANDLING_LEVELS, RISK_LEVELS, STATES
 from app.cases.workflow import ACTIONS
+from app.stats.schemas import INSTANT_DOC, check_instant_range
 from app.sync.schemas import CHINA_TZ, UUID, NoteIn, Text
 
 
@@ -114,7 +115,6 @@ class Instant(fields.Field):
     (one without an offset is read as CST)."""
 
     def __init__(self, *, end: bool = False, **kwargs):
-        from app.stats.schemas import INSTANT_DOC
 
         kwargs["metadata"] = {**INSTANT_DOC, **(kwargs.get("metadata") or {})}
         super().__init__(**kwargs)
@@ -126,9 +126,9 @@ class Instant(fields.Field):
         try:
             if len(value) == 10:
                 day = date.fromisoformat(value)
-                start = datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ)
+                start = check_instant_range(datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ))
                 return start + timedelta(days=1) if self.end else start
-            moment = datetime.fromisoformat(value)
+            moment = check_instant_range(datetime.fromisoformat(value))
         except ValueError as exc:
             raise ValidationError("must be an ISO 8601 date or date-time") from exc
         return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TZ)

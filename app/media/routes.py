@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.auth.tokens import auth_required, current_user
-from app.errors import NotFound, PayloadTooLarge, ValidationFailed
+from app.errors import NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from app.extensions import db, limiter
 from app.ops.security import device_key, limit, user_key
 from app.media import services
@@ -39,6 +39,20 @@ def missing(args):
     return {"missing": services.missing(args["hashes"], current_user)}
 
 
+_PHOTO_STORED = {"type": "object", "properties": {
+    "sha256": {"type": "string"}, "stored": {"type": "boolean"}, "size": {"type": "integer"},
+    "width": {"type": "integer", "nullable": True}, "height": {"type": "integer", "nullable": True},
+    "format": {"type": "string", "nullable": True}, "mime": {"type": "string", "nullable": True},
+    "exif_time": {"type": "string", "nullable": True}, "exif_lat": {"type": "number", "nullable": True},
+    "exif_lon": {"type": "number", "nullable": True}}}
+_STORED_RESPONSES = {
+    "200": {"description": "the server had this photo already",
+            "content": {"application/json": {"schema": _PHOTO_STORED}}},
+    "201": {"description": "stored now", "content": {"application/json": {"schema": _PHOTO_STORED}}},
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
 def _limit() -> int:
     return int(current_app.config["MEDIA_MAX_BYTES"])
 
@@ -62,6 +76,9 @@ def _stored(photo, created: bool):
 
 
 @blp.route("/media/<sha256>", methods=["PUT"])
+@blp.doc(requestBody={"required": True, "content": {"application/octet-stream": _BINARY, "image/*": _BINARY}},
+         responses=_STORED_RESPONSES)
+@problem_responses(blp, 401, 404, 413, 422, 429)
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
 @auth_required()
@@ -85,6 +102,10 @@ def put_photo(sha256: str):
 
 
 @blp.route("/media", methods=["POST"])
+@blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+    responses=_STORED_RESPONSES)
+@problem_responses(blp, 401, 413, 415, 422, 429)
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
 @auth_required()
@@ -110,6 +131,12 @@ def post_photo():
 
 
 @blp.route("/media/<sha256>", methods=["GET"])
+@blp.doc(parameters=[{"in": "query", "name": "variant", "required": False,
+                      "schema": {"type": "string", "enum": ["thumb", "display", "original"], "default": "display"}}],
+         responses={"200": {"description": "the photo's bytes", "content": {
+             "image/jpeg": _BINARY, "image/png": _BINARY, "image/webp": _BINARY, "image/heic": _BINARY,
+             "image/heif": _BINARY}}, "304": {"description": "not modified (If-None-Match)"}})
+@problem_responses(blp, 401, 404, 422)
 @auth_required()
 def get_photo(sha256: str):
     """One variant of a photo (``?variant=thumb|display|original``, display by default); originals carry the

@@ -7,14 +7,19 @@ cheap no-op, and two concurrent uploads of the same bytes leave one row.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import socket
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import BinaryIO
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -92,6 +97,22 @@ def check_quota(user, incoming: int) -> None:
 
 # ---------------------------------------------------------------------------------------------- storing
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def _disk_full_is_507():
+    """A full disk (or quota) while spooling or storing is 507 ``storage_full``: the phone keeps the photo
+    and tries later. Whatever was being written is removed by the writer itself (temp files) or is a
+    whole object no row points at yet."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _FULL:
+            log.error("media storage is full: %s", exc)
+            raise DomainError("storage_full", status=507, headers={"Retry-After": "600"}) from exc
+        raise
+
 
 def _exif_times(value: datetime | None) -> tuple[datetime | None, str | None]:
     """(aware time, raw naive text). A camera that wrote no offset is taken to be on the deployment's
@@ -142,9 +163,10 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
     store = storage()
     # Derivatives first, the original last: the original's presence is never taken to mean "complete",
     # the row is, and it is inserted only after all three objects are in.
-    _put_bytes(store, key_for("thumb", actual), processed.thumb)
-    _put_bytes(store, key_for("display", actual), processed.display)
-    store.put_file(key_for("original", actual), tmp_path)
+    with _disk_full_is_507():
+        _put_bytes(store, key_for("thumb", actual), processed.thumb)
+        _put_bytes(store, key_for("display", actual), processed.display)
+        store.put_file(key_for("original", actual), tmp_path)
 
     exif_time, exif_naive = _exif_times(processed.exif_time)
     photo = Photo(sha256=actual, size=size, format=processed.format, mime=processed.mime,
@@ -186,31 +208,87 @@ def _photo_arrived(sha256: str) -> None:
         touch(case)
 
 
+class _UploadDeadline:
+    """Bounds the time one request body may take to arrive (MEDIA_UPLOAD_TIMEOUT_S).
+
+    gunicorn's gthread worker reads a body with blocking reads and no overall limit, and a read of a chunk
+    returns only when the chunk is full: a client sending 10 bytes a second would hold a thread for days.
+    At the deadline a timer shuts the connection's read side (``gunicorn.socket``), which ends the blocked
+    read at once; the answer (408) still goes out on the write side. Without a server socket (the test
+    client) the deadline is checked between chunks only.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = None
+        sock = request.environ.get("gunicorn.socket") if has_request_context() else None
+        if sock is not None and seconds > 0:
+            self._timer = threading.Timer(seconds, self._cut, args=(sock,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cut(self, sock) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def check(self) -> None:
+        if self.expired or time.monotonic() > self.deadline:
+            self.expired = True
+            raise DomainError("upload_timeout", status=408, seconds=int(self.seconds))
+
+    def close(self) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 def spool(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> tuple[str, str, int]:
     """Copy ``stream`` to a temp file under MEDIA_DIR/tmp in chunks, hashing as it goes.
 
-    Returns (path, sha256, size); the caller removes the file. Raises PayloadTooLarge past ``limit`` bytes
-    (the partial file is removed).
+    Returns (path, sha256, size); the caller removes the file. Raises PayloadTooLarge past ``limit`` bytes,
+    DomainError 408 ``upload_timeout`` when the body takes longer than MEDIA_UPLOAD_TIMEOUT_S, 507
+    ``storage_full`` when the disk is full (the partial file is removed in every case).
     """
     from app.errors import PayloadTooLarge
 
     digest = hashlib.sha256()
     size = 0
-    fd, path = tempfile.mkstemp(dir=tmp_dir(), prefix="upload-", suffix=".part")
+    deadline = _UploadDeadline(float(current_app.config.get("MEDIA_UPLOAD_TIMEOUT_S", 600)))
     try:
-        with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = stream.read(chunk_size)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge()
-                digest.update(chunk)
-                out.write(chunk)
-    except BaseException:
-        os.unlink(path)
-        raise
+        with _disk_full_is_507():
+            fd, path = tempfile.mkstemp(dir=tmp_dir(), prefix="upload-", suffix=".part")
+        try:
+            with _disk_full_is_507(), os.fdopen(fd, "wb") as out:
+                while True:
+                    try:
+                        chunk = stream.read(chunk_size)
+                    except Exception:
+                        deadline.check()  # a read ended by the deadline's cut is a timeout, not a disconnect
+                        raise
+                    deadline.check()
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge()
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            os.unlink(path)
+            raise
+    finally:
+        deadline.close()
     return path, digest.hexdigest(), size
 
 

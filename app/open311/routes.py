@@ -55,7 +55,9 @@ def _body() -> dict:
 
 
 @blp.route("/requests.json", methods=["POST"])
-@blp.doc(responses={"200": {"description": "[{service_request_id, service_notice}]"}})
+@blp.doc(requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": RequestIn},
+                                                    "application/json": {"schema": RequestIn}}},
+         responses={"200": {"description": "[{service_request_id, service_notice}]"}})
 @auth_required()
 def request_create():
     """Report a matter (form-encoded or JSON): service_code, lat and long (or address_id, a micro-grid

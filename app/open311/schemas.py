@@ -26,6 +26,10 @@ class CommaList(fields.Field):
     """``a,b,c`` → ["a", "b", "c"] (empty items dropped), each checked by ``item``."""
 
     def __init__(self, item=None, max_items: int = MAX_IDS, **kwargs):
+        # for the spec: comma-separated items, each (as stripped) within the item's Length
+        longest = (getattr(item, "max", None) or 1000) - 2
+        one = rf"[^,\s]([^,]{{0,{longest}}}[^,\s])?"
+        kwargs["metadata"] = {"type": "string", "pattern": rf"^{one}(,{one})*$", **(kwargs.get("metadata") or {})}
         super().__init__(**kwargs)
         self.item = item
         self.max_items = max_items
@@ -50,7 +54,8 @@ class RequestsQuery(Schema):
     service_code = CommaList(validate.Length(1, 32), load_default=None)
     start_date = Instant(load_default=None)
     end_date = Instant(load_default=None)
-    status = CommaList(validate.OneOf(STATUSES), load_default=None)
+    status = CommaList(validate.OneOf(STATUSES), load_default=None,
+                       metadata={"pattern": r"^(open|closed)(,(open|closed))*$"})
     jurisdiction_id = fields.String(load_default=None, validate=validate.Length(1, 32),
                                     metadata={"description": "a region code in your scope"})
 
@@ -74,6 +79,9 @@ class RequestIn(Schema):
     address_string = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     description = fields.String(load_default="", allow_none=True)
     media_url = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"},
+                           metadata={"format": "uri", "pattern": (  # what fields.Url takes, simplified
+                               r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,6}"
+                               r"(/[A-Za-z0-9._~/-]*)?$")},
                            validate=validate.Length(max=1000))
     # A Gridcase extension; a reviewer sets the real colour when reviewing.
     risk_level = fields.String(load_default="blue", validate=validate.OneOf(RISK_LEVELS))

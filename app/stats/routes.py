@@ -14,20 +14,20 @@ blp = Blueprint("stats", __name__, description="Figures by region and period; vo
 
 
 @blp.route("/stats", methods=["GET"])
+@auth_required("reviewer", "admin", "grid_worker")  # before the query is judged: no token is a 401, never a 422
 @blp.arguments(PeriodQuery, location="query")
 @blp.doc(responses={"200": {"description": "close-out, on-time and grid-resolution rates, median and p90 hours "
                                            "to close, overdue, counts by state, colour, category and child region, "
                                            "devices holding unsent reports"}})
-@auth_required("reviewer", "admin", "grid_worker")
 def stats(args):
     """Figures of a region in my scope (default: my own) over a period (default: the last 30 days)."""
     return jsonify(services.figures(current_user, args["region"], args["start"], args["end"]))
 
 
 @blp.route("/points", methods=["GET"])
+@auth_required("volunteer", "reviewer", "admin")  # before the query is judged: no token is a 401, never a 422
 @blp.arguments(PointsQuery, location="query")
 @blp.doc(responses={"200": {"description": "a volunteer's own points and ledger, or a reviewer's leaderboard"}})
-@auth_required("volunteer", "reviewer", "admin")
 def points_view(args):
     """A volunteer: my points and ledger entries in the period. A reviewer or admin: the volunteers of a
     region in my scope ranked by points earned in the period: [{username, display_name, points,

@@ -10,9 +10,28 @@ CHINA_TZ = timezone(timedelta(hours=8))
 MAX_PERIOD = timedelta(days=3 * 366)  # a figure over more than three years is a report, not a dashboard
 
 
+# Instants a query may name: beyond these, converting to UTC or adding a day overflows datetime (a 500).
+MIN_YEAR, MAX_YEAR = 1900, 2999  # wide: a phone with a reset clock is flagged (clock_skew), not refused
+_YEAR_PATTERN = r"^(19[0-9]{2}|2[0-9]{3})-"
+# How the spec shows an Instant: a custom Field is otherwise documented as "anything".
+INSTANT_DOC = {"anyOf": [{"type": "string", "format": "date", "pattern": _YEAR_PATTERN},
+                         {"type": "string", "format": "date-time", "pattern": _YEAR_PATTERN}]}
+
+
+def check_instant_range(moment: datetime) -> datetime:
+    """``moment`` if its year is MIN_YEAR..MAX_YEAR (in its own offset), else ValidationError."""
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ValidationError(f"must lie between the years {MIN_YEAR} and {MAX_YEAR}")
+    return moment
+
+
 class Instant(fields.Field):
     """A date (``2026-11-01``: its midnight in China Standard Time) or an ISO 8601 instant; one without an
     offset is read as China Standard Time, as the phones' are."""
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {**INSTANT_DOC, **(kwargs.get("metadata") or {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or not value.strip():
@@ -22,8 +41,9 @@ class Instant(fields.Field):
             text = text.replace(" ", "+")  # an unencoded "+08:00" arrives as " 08:00"
         try:
             if len(text) == 10:
-                return datetime.combine(date.fromisoformat(text), time(0), CHINA_TZ).astimezone(timezone.utc)
-            moment = datetime.fromisoformat(text)
+                day = check_instant_range(datetime.combine(date.fromisoformat(text), time(0), CHINA_TZ))
+                return day.astimezone(timezone.utc)
+            moment = check_instant_range(datetime.fromisoformat(text))
         except ValueError as exc:
             raise ValidationError("an ISO 8601 date or date-time") from exc
         if moment.tzinfo is None:

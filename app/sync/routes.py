@@ -17,7 +17,8 @@ blp = Blueprint("sync", __name__, description="Offline sync (protocol v1, see DE
 
 
 class ChangesQuery(Schema):
-    cursor = fields.String(load_default=None, validate=validate.Length(max=20))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=20),  # else invalid_cursor
+                           metadata={"description": "the `cursor` of the previous answer", "pattern": "^[0-9]{0,18}$"})
     limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
 
 
@@ -29,12 +30,20 @@ class OrphansQuery(Schema):
 _ENVELOPE_DOC = {
     "required": True,
     "content": {"application/json": {"schema": {
-        "type": "object", "required": ["device_id", "ops"],
+        "type": "object", "required": ["device_id", "ops"], "additionalProperties": False,
         "properties": {
-            "device_id": {"type": "string"}, "client_time": {"type": "string", "format": "date-time"},
-            "outbox": {"type": "object", "properties": {"pending": {"type": "integer"},
-                                                        "oldest": {"type": "string", "nullable": True}}},
-            "ops": {"type": "array", "items": {"type": "object"}}}}}},
+            "device_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{8,64}$",
+                          "description": "the device the access token was issued to"},
+            "client_time": {"type": "string", "format": "date-time", "nullable": True,
+                            "pattern": r"^(19[0-9]{2}|2[0-9]{3})-"},
+            "outbox": {"type": "object", "nullable": True, "additionalProperties": False, "properties": {
+                "pending": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+                "oldest": {"type": "string", "format": "date-time", "nullable": True,
+                           "pattern": r"^(19[0-9]{2}|2[0-9]{3})-"}}},
+            # Each op is judged alone: one that is not an object, or not a valid op, gets its own
+            # "rejected" result in a 200 and never fails the batch (DESIGN.md), so any value is allowed here.
+            "ops": {"type": "array", "items": {}, "description": "report.create, case.update, case.note, "
+                                                                 "case.transition (see DESIGN.md)"}}}}},
 }
 _RESULTS_DOC = {"200": {"description": "one result per op, in order", "content": {"application/json": {"schema": {
     "type": "object", "properties": {

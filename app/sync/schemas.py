@@ -23,6 +23,11 @@ MAX_PHOTOS = 20
 
 
 class Text(fields.String):
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$",
+                              **(kwargs.get("metadata") or {})}  # _CONTROL, for the spec
+        super().__init__(**kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if _CONTROL.search(text):
@@ -34,11 +39,28 @@ class DeviceTime(fields.AwareDateTime):
     """A device timestamp; one without an offset is read as China Standard Time (UTC+8)."""
 
     def __init__(self, **kwargs):
+        from app.stats.schemas import INSTANT_DOC
+
+        kwargs["metadata"] = {"pattern": INSTANT_DOC["anyOf"][1]["pattern"], **(kwargs.get("metadata") or {})}
         super().__init__(default_timezone=CHINA_TZ, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        from app.stats.schemas import check_instant_range
+
+        # 0001-01-01T00:00+14:00 is a valid date-time whose UTC is not a datetime: a 500 when stored
+        return check_instant_range(super()._deserialize(value, attr, data, **kwargs))
 
 
 class PhotoRef(fields.Field):
     """A photo named by its sha256, either as the bare hash or as ``{"sha256": …, "role": …}``."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {"anyOf": [
+            {"type": "string", "pattern": SHA256.pattern},
+            {"type": "object", "required": ["sha256"], "additionalProperties": False, "properties": {
+                "sha256": {"type": "string", "pattern": SHA256.pattern},
+                "role": {"type": "string", "enum": list(PHOTO_ROLES), "nullable": True}}}]})
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         role = None
@@ -101,7 +123,8 @@ class ChangesIn(Schema):
 
 class _OpBase(Schema):
     op_id = fields.String(required=True, validate=UUID)
-    seq = fields.Integer(load_default=None, allow_none=True, strict=True)
+    # stored in an INTEGER column: beyond it PostgreSQL fails the whole batch (a retry that never succeeds)
+    seq = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(-2**31, 2**31 - 1))
     type = fields.String(required=True)
 
 
@@ -152,11 +175,12 @@ OP_SCHEMAS = {
 
 class OutboxIn(Schema):
     pending = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 10_000_000))
-    oldest = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=CHINA_TZ)
+    oldest = DeviceTime(load_default=None, allow_none=True)
 
 
 class EnvelopeIn(Schema):
     device_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._:-]{8,64}$"))
     client_time = DeviceTime(load_default=None, allow_none=True)
     outbox = fields.Nested(OutboxIn, load_default=None, allow_none=True)
-    ops = fields.List(fields.Raw(), required=True)
+    # Raw(allow_none): a null op is one bad op, rejected alone in its result, not a bad envelope
+    ops = fields.List(fields.Raw(allow_none=True), required=True)

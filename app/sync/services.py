@@ -12,6 +12,7 @@ import hashlib
 import math
 import json
 import logging
+import re
 import time
 from datetime import datetime, timedelta
 
@@ -26,7 +27,7 @@ from app.cases.detail import case_to_dict
 from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
 from app.database import reset_begin_mode, set_begin_mode, utcnow
 from app.devices.models import Device
-from app.errors import DomainError, PayloadTooLarge, ValidationFailed, _flatten
+from app.errors import NUL_MESSAGE, DomainError, PayloadTooLarge, ValidationFailed, _flatten, nul_paths
 from app.extensions import db
 from app.geo.crs import to_wgs84
 from app.sync.models import HeldOp, OpLog
@@ -36,6 +37,7 @@ from app.users.models import User
 log = logging.getLogger(__name__)
 
 BATCH_ATTEMPTS = 4
+_UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 RETRY_AFTER_S = 5
 
 
@@ -201,11 +203,22 @@ def prepare(raw_op, logged: dict[str, OpLog]) -> Prepared:
     """Validate one op; an op logged before is answered from the log without validating it again."""
     if not isinstance(raw_op, dict):
         return Prepared(raw_op, answer=_rejected(None, "validation_failed", {"op": ["an op must be a JSON object"]}))
-    op_id = raw_op.get("op_id") if isinstance(raw_op.get("op_id"), str) else None
-    if op_id and op_id.lower() in logged:
+    try:
         digest = payload_hash(raw_op)
+    except (UnicodeEncodeError, RecursionError):
+        # "\ud800" is valid JSON but no text (an unpaired surrogate): it can be neither hashed, stored nor
+        # echoed back in the answer; nor can an op nested too deep. Refused alone, op_id not echoed.
+        return Prepared(raw_op, answer=_rejected(None, "validation_failed", {
+            "op": ["unpaired UTF-16 surrogate or nesting too deep"]}))
+    op_id = raw_op.get("op_id") if isinstance(raw_op.get("op_id"), str) else None
+    nul = nul_paths(raw_op)
+    if nul:  # PostgreSQL text cannot hold NUL: the op could only ever fail (a "retry" for ever)
+        return Prepared(raw_op, answer=_rejected(None if op_id is None or "\x00" in op_id else op_id,
+                                                 "validation_failed", {path: [NUL_MESSAGE] for path in nul}))
+    if op_id and op_id.lower() in logged:
         return Prepared(raw_op, digest=digest, answer=_logged_answer(logged[op_id.lower()], op_id.lower(), digest))
-    schema = OP_SCHEMAS.get(raw_op.get("type"))
+    kind = raw_op.get("type")
+    schema = OP_SCHEMAS.get(kind) if isinstance(kind, str) else None  # "type": [] is unhashable
     if schema is None:
         return Prepared(raw_op, answer=_rejected(op_id, "unknown_op_type",
                                                  {"type": [f"one of {', '.join(OP_SCHEMAS)}"]}))
@@ -213,7 +226,7 @@ def prepare(raw_op, logged: dict[str, OpLog]) -> Prepared:
         op = schema.load(raw_op)
     except ValidationError as exc:
         return Prepared(raw_op, answer=_rejected(op_id, "validation_failed", _flatten(exc.messages)))
-    return Prepared(raw_op, op=op, digest=payload_hash(raw_op))
+    return Prepared(raw_op, op=op, digest=digest)
 
 
 def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, client_time: datetime | None,
@@ -377,8 +390,9 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
     user_id = user.id
     # First, without the write lock: answer replays from the log and validate the rest. On SQLite this
     # runs beside another worker's batch; only what follows queues for the one writer.
+    # UUID-shaped only: 36 NULs (or other non-ASCII) as an id would fail the query on PostgreSQL (a 500)
     op_ids = sorted({op["op_id"].lower() for op in ops if isinstance(op, dict) and isinstance(op.get("op_id"), str)
-                     and len(op["op_id"]) == 36})
+                     and _UUID_SHAPE.fullmatch(op["op_id"])})
     logged = {row.op_id: row for row in db.session.scalars(select(OpLog).where(OpLog.op_id.in_(op_ids)))} \
         if op_ids else {}
     prepared = [prepare(raw_op, logged) for raw_op in ops]
@@ -402,7 +416,8 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
         try:
             cases.discard_changes()
             user = db.session.get(User, user_id)
-            _lock_cases(ops)
+            # only the ops that passed validation: a bad case_id must not fail the whole batch
+            _lock_cases([item.raw for item in prepared if item.answer is None])
             batch = Batch([item.raw for item in prepared if item.answer is None], safe)
             results = [apply_op(batch, item, user, envelope["device_id"], client_time, skew_flag)
                        for item in prepared]

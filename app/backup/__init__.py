@@ -1,0 +1,1 @@
+"""Backups: ``flask backup create DIR`` and ``flask backup restore DIR`` (see docs/backup.md)."""
