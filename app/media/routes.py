@@ -87,7 +87,10 @@ def put_photo(sha256: str):
     if not services.is_sha256(sha256):
         raise NotFound()
     if services.get_photo(sha256) is not None:
-        # Already here: answer without reading the body (a phone resending after a lost answer).
+        # Already here (a phone resending after a lost answer): nothing to process; the body is read and
+        # dropped only so that the kept-alive connection stays usable.
+        _release_transaction()
+        services.drain(request.stream, limit=_limit())
         return jsonify({"sha256": sha256, "stored": True}), 200
     _check_declared_length()
     if request.content_length:

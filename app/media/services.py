@@ -253,6 +253,31 @@ class _UploadDeadline:
             self._timer.cancel()
 
 
+def drain(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> None:
+    """Read and discard a body the answer does not need (a photo already stored), so that the connection can
+    carry the phone's next request: gunicorn closes a kept-alive connection whose body was left unread."""
+    deadline = upload_deadline()
+    try:
+        read = 0
+        while read <= limit:
+            try:
+                chunk = stream.read(chunk_size)
+            except Exception:
+                deadline.check()
+                raise
+            deadline.check()
+            if not chunk:
+                return
+            read += len(chunk)
+    finally:
+        deadline.close()
+
+
+def upload_deadline() -> "_UploadDeadline":
+    """The time limit for the body of the current request (MEDIA_UPLOAD_TIMEOUT_S)."""
+    return _UploadDeadline(float(current_app.config.get("MEDIA_UPLOAD_TIMEOUT_S", 600)))
+
+
 def spool(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> tuple[str, str, int]:
     """Copy ``stream`` to a temp file under MEDIA_DIR/tmp in chunks, hashing as it goes.
 
@@ -264,7 +289,7 @@ def spool(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> tup
 
     digest = hashlib.sha256()
     size = 0
-    deadline = _UploadDeadline(float(current_app.config.get("MEDIA_UPLOAD_TIMEOUT_S", 600)))
+    deadline = upload_deadline()
     try:
         with _disk_full_is_507():
             fd, path = tempfile.mkstemp(dir=tmp_dir(), prefix="upload-", suffix=".part")

@@ -202,38 +202,13 @@ def patch(upload_id: str):
     db.session.commit()  # no transaction (nor SQLite's write lock) while the chunk trickles in
     part = _part(upload_id)
     room = length - offset
-    received = 0
-    if checksum is None:
-        with part.open("ab") as out:
-            while chunk := request.stream.read(CHUNK):
-                if received + len(chunk) > room:
-                    out.write(chunk[: room - received])
-                    received = room
-                    break
-                out.write(chunk)
-                received += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-    else:
-        algorithm, expected = checksum
-        digest = ALGORITHMS[algorithm]()
-        aside = part.with_suffix(".chunk")
-        with aside.open("wb") as out:
-            while chunk := request.stream.read(CHUNK):
-                received += len(chunk)
-                if received > room:
-                    aside.unlink(missing_ok=True)
-                    raise TusError("tus_chunk_too_long", status=400)
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.digest() != expected:
-            aside.unlink(missing_ok=True)
-            return problem(460, "tus_checksum_mismatch", headers=_headers({"Upload-Offset": str(offset)}))
-        with part.open("ab") as out, aside.open("rb") as src:
-            shutil.copyfileobj(src, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        aside.unlink(missing_ok=True)
+    deadline = services.upload_deadline()
+    try:
+        received = _receive(part, checksum, room, deadline)
+    finally:
+        deadline.close()
+    if received is None:
+        return problem(460, "tus_checksum_mismatch", headers=_headers({"Upload-Offset": str(offset)}))
     new_offset = offset + received
     headers = _headers({"Upload-Offset": str(new_offset)})
     if new_offset < length:
@@ -250,6 +225,60 @@ def patch(upload_id: str):
     response.status_code = 200
     response.headers.update(headers)
     return response
+
+
+def _chunks(deadline):
+    """The request body in chunks, within the upload time limit (a trickling phone cannot hold a thread)."""
+    while True:
+        try:
+            chunk = request.stream.read(CHUNK)
+        except Exception:
+            deadline.check()  # a read ended by the deadline's cut is a timeout, not a disconnect
+            raise
+        deadline.check()
+        if not chunk:
+            return
+        yield chunk
+
+
+def _receive(part: Path, checksum, room: int, deadline) -> int | None:
+    """Append this PATCH's bytes to the upload; the count, or None when its checksum did not match. A
+    chunk with a checksum is written aside first and appended only when it matches."""
+    received = 0
+    if checksum is None:
+        with part.open("ab") as out:
+            try:
+                for chunk in _chunks(deadline):
+                    if received + len(chunk) > room:
+                        out.write(chunk[: room - received])
+                        received = room
+                        break
+                    out.write(chunk)
+                    received += len(chunk)
+            finally:  # what arrived before a cut stays: the phone resumes from it
+                out.flush()
+                os.fsync(out.fileno())
+        return received
+    algorithm, expected = checksum
+    digest = ALGORITHMS[algorithm]()
+    aside = part.with_suffix(".chunk")
+    try:
+        with aside.open("wb") as out:
+            for chunk in _chunks(deadline):
+                received += len(chunk)
+                if received > room:
+                    raise TusError("tus_chunk_too_long", status=400)
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.digest() != expected:
+            return None
+        with part.open("ab") as out, aside.open("rb") as src:
+            shutil.copyfileobj(src, out, CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        return received
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 @blp.route("/uploads/<upload_id>", methods=["DELETE"])

@@ -144,3 +144,14 @@ def test_protocol_errors(client, auth, h):
     r = client.patch("/api/v1" + url, data=b"x", headers={**h, "Upload-Offset": "0", "Content-Type": "text/plain"})
     assert r.status_code == 415
     assert client.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": "10"}).status_code == 401
+
+
+def test_repeat_put_of_a_stored_photo_keeps_the_connection_usable(app, client, h):
+    """The cheap 200 for a stored photo still reads the body (gunicorn would otherwise drop the kept-alive
+    connection); through the test client: the answer is 200 and the body was consumed."""
+    data = PHOTO.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    first = client.put(f"/api/v1/media/{sha}", data=data, headers=h)
+    assert first.status_code == 201
+    again = client.put(f"/api/v1/media/{sha}", data=data, headers=h)
+    assert again.status_code == 200 and again.get_json() == {"sha256": sha, "stored": True}
