@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 
 from flask import Flask, current_app, has_request_context, jsonify, request
 from flask_smorest import Api
@@ -251,22 +252,27 @@ def problem_responses(blp, *statuses: int):
 
 # ---------------------------------------------------------------------------------------------- NUL
 
-NUL_MESSAGE = "contains a NUL character (U+0000), which cannot be stored"
+NUL_MESSAGE = "contains a NUL character (U+0000) or an unpaired surrogate (U+D800-DFFF), which cannot be stored"
+# NUL: PostgreSQL text cannot hold it. A lone surrogate ("\ud800" is valid JSON) is no text at all: neither
+# database driver can encode it, nor can the answer that echoes it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 
 
 def nul_paths(value, prefix: str = "") -> list[str]:
-    """The dotted paths of the strings (values or keys) in a JSON value that hold a NUL character."""
+    """The dotted paths of the strings (values or keys) in a JSON value that hold a NUL character or an
+    unpaired surrogate."""
     out: list[str] = []
     stack = [(prefix, value)]
     while stack and len(out) < 20:
         path, item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if _UNSTORABLE.search(item):
                 out.append(path or "_schema")
         elif isinstance(item, dict):
             for key, inner in item.items():
                 inner_path = f"{path}.{key}" if path else str(key)
-                if isinstance(key, str) and "\x00" in key:
+                if isinstance(key, str) and _UNSTORABLE.search(key):
                     out.append(inner_path)
                 stack.append((inner_path, inner))
         elif isinstance(item, list):
@@ -289,7 +295,7 @@ def refuse_nul_input(skip_body: bool = False) -> None:
     if not skip_body:
         if req.is_json:
             raw = req.get_data(cache=True)
-            if b"\\u0000" in raw:
+            if _UNSTORABLE_ESCAPE.search(raw):
                 try:
                     import json
 
