@@ -4,7 +4,11 @@
 //   polygons, pulled changes) that fall back to their last good copy when offline;
 // - a new version waits until the page asks it to take over (the update prompt), then claims the clients;
 // - Background Sync: wakes an open page to send its outbox.
-const VERSION = "gridcase-shell-v3";
+// A module worker: with no page open, a Background Sync event sends the outbox from here, with the page's own
+// sync code (one implementation; the same cross-tab lock).
+import { syncNow } from "/js/sync.js";
+
+const VERSION = "gridcase-shell-v4";
 const API_CACHE = "gridcase-api-v1";
 const SHELL = [
   "/", "/index.html", "/manifest.webmanifest", "/css/app.css",
@@ -67,7 +71,8 @@ self.addEventListener("sync", (event) => {
   if (event.tag !== "gridcase-outbox") return;
   event.waitUntil((async () => {
     const clients = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-    // The outbox logic lives in the page (one implementation, with its cross-tab lock): ask one to send.
+    // A page that is open sends (it shows progress); with none open, the worker sends the outbox itself.
     if (clients.length) clients[0].postMessage({ type: "sync" });
+    else await syncNow("background");
   })());
 });

@@ -15,7 +15,10 @@ export class HttpError extends Error {
   }
 }
 
-export function lang() { return localStorage.getItem("gridcase.lang") || "zh"; }
+export function lang() {
+  // the service worker has no localStorage: it speaks the default language
+  return (typeof localStorage !== "undefined" && localStorage.getItem("gridcase.lang")) || "zh";
+}
 function langHeader() { return lang() === "en" ? "en" : "zh-CN"; }
 
 async function readProblem(res) {
@@ -129,9 +132,20 @@ export async function api(path, { method = "GET", body, headers } = {}) {
 
 export async function apiJson(path, opts) { return (await api(path, opts)).json(); }
 
+/** In the service worker (no XMLHttpRequest): the same PUT, without progress. */
+async function putWithFetch(sha256, blob, token) {
+  let res;
+  try {
+    res = await fetch(`/api/v1/media/${sha256}`, { method: "PUT", body: blob, headers: {
+      Authorization: `Bearer ${token}`, "Content-Type": "application/octet-stream", "Accept-Language": langHeader() } });
+  } catch { throw new Offline(); }
+  const body = await res.json().catch(() => null);
+  return { status: res.status, body, retryAfter: Number(res.headers.get("Retry-After")) || null };
+}
+
 /** PUT a photo as the raw body with upload progress (XMLHttpRequest: fetch has no upload progress). */
 export async function putPhoto(sha256, blob, onProgress) {
-  const send = (token) => new Promise((resolve, reject) => {
+  const send = typeof XMLHttpRequest === "undefined" ? (token) => putWithFetch(sha256, blob, token) : (token) => new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", `/api/v1/media/${sha256}`);
     xhr.setRequestHeader("Authorization", `Bearer ${token}`);

@@ -737,7 +737,7 @@ function setPressed(el) {
 async function registerServiceWorker() {
   if (!("serviceWorker" in navigator)) return;
   try {
-    const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/", type: "module" });
     const offer = () => { updateReg = reg; statusBar(); };
     if (reg.waiting && navigator.serviceWorker.controller) offer();
     reg.addEventListener("updatefound", () => {
