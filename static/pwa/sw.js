@@ -8,7 +8,7 @@
 // sync code (one implementation; the same cross-tab lock).
 import { syncNow } from "/js/sync.js";
 
-const VERSION = "gridcase-shell-v4";
+const VERSION = "gridcase-shell-v5";
 const API_CACHE = "gridcase-api-v1";
 const SHELL = [
   "/", "/index.html", "/manifest.webmanifest", "/css/app.css",

@@ -299,6 +299,7 @@ def test_devices_page_shows_who_holds_unsent_work(desk, api):
     # English on request
     page.goto("/#me")
     page.click("[data-lang=en]")
+    page.locator("[data-lang=en][aria-pressed=true]").wait_for()  # the English view is drawn before moving on
     page.goto("/#devices")
     page.locator("[data-device='e2e-console-unsent']:has-text('7 unsent')").wait_for()
     page.goto("/#me")

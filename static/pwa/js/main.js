@@ -127,8 +127,13 @@ function chrome() {
 
 // ------------------------------------------------------------------------------------------ routing
 
+let renderGen = 0;
+
 async function render() {
+  // a newer navigation wins: a render still waiting for the session must not draw over the next view
+  const gen = ++renderGen;
   const s = await session();
+  if (gen !== renderGen) return;
   me = s?.user && !s.login_required ? s.user : s?.user || null;
   const [name, arg] = location.hash.slice(1).split("/");
   if (!s?.user || name === "login") return show(renderLogin, s);
