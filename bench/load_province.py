@@ -47,7 +47,6 @@ import io
 import json
 import math
 import os
-import platform
 import queue
 import random
 import re
@@ -97,18 +96,7 @@ DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # ---------------------------------------------------------------------------------------------- machine
 
 
-def machine() -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "nproc": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "load_avg": os.getloadavg()}
-
+from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -43,24 +42,10 @@ def make_inputs(out_dir: Path) -> None:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from machine import machine as base
     from PIL import __version__ as pillow_version, features
 
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "pillow": pillow_version,
-        "libjpeg_turbo": features.version("libjpeg_turbo"),
-    }
+    return {**base(), "pillow": pillow_version, "libjpeg_turbo": features.version("libjpeg_turbo")}
 
 
 def peak_rss_mb() -> float:

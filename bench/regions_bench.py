@@ -16,8 +16,6 @@ Not a test: numbers depend on the machine, which is printed first.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import sys
@@ -32,18 +30,7 @@ WEST, SOUTH = 120.40, 27.60
 CELL_DEG = 0.003  # about 300 m: a real micro-grid is 30-300 households
 
 
-def machine() -> dict:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "nproc": os.cpu_count(),
-            "python": sys.version.split()[0]}
-
+from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
 
 def lattice(side: int, seed: int = 2) -> list[list[tuple[float, float]]]:
     rng = random.Random(seed)

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import platform
 import random
 import statistics
 import sys
@@ -67,18 +65,7 @@ OPEN = {"reported", "accepted", "assigned", "in_progress", "resolved", "returned
 CLOSE_LIMIT_H = {"red": 24, "yellow": 72, "blue": 168}
 
 
-def machine() -> dict:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "nproc": os.cpu_count(),
-            "python": sys.version.split()[0]}
-
+from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
 
 def _pick(rng: random.Random, mix):
     names = [n for n, _ in mix]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -60,22 +59,10 @@ RISKS = ["red", "yellow", "blue"]
 # ---------------------------------------------------------------------------------------------- machine
 
 
-def machine() -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu,
-            "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "python": platform.python_version()}
-
-
 # ---------------------------------------------------------------------------------------------- database
 
+
+from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
 
 def make_database(url: str, workdir: Path) -> None:
     """``flask db upgrade`` + ``flask demo seed``, as an operator would."""

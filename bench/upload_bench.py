@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import io
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,15 +30,9 @@ from server import ServerProcess  # noqa: E402
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.platform()} | {cpu} | nproc {os.cpu_count()} | Python {platform.python_version()}"
+    from machine import describe
+
+    return describe()
 
 
 def make_photos(n: int) -> list[bytes]:
