@@ -98,7 +98,8 @@ def put_photo(sha256: str):
     _release_transaction()
     path, actual, _size = services.spool(request.stream, limit=_limit())
     try:
-        photo, created = services.store_upload_result(path, sha256, current_user, actual_sha256=actual)
+        photo, created = services.store_upload_result(path, sha256, current_user, actual_sha256=actual,
+                                                      quota_checked=request.content_length or 0)
     finally:
         os.unlink(path)
     return _stored(photo, created)
@@ -127,7 +128,8 @@ def post_photo():
         raise ValidationFailed("photo_empty")
     path, actual, _size = services.spool(upload.stream, limit=_limit())
     try:
-        photo, created = services.store_upload_result(path, None, current_user, actual_sha256=actual)
+        photo, created = services.store_upload_result(path, None, current_user, actual_sha256=actual,
+                                                      quota_checked=request.content_length or 0)
     finally:
         os.unlink(path)
     return _stored(photo, created)

@@ -27,7 +27,7 @@ from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.media.models import Photo
 from app.media.pipeline import process_photo, sniff_format
-from app.media.storage import file_sha256, key_for, storage_from_config
+from app.media.storage import file_sha256, key_for, storage_from_config, store_photo
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,6 @@ def _exif_times(value: datetime | None) -> tuple[datetime | None, str | None]:
     return value.replace(tzinfo=timezone(timedelta(hours=hours))).astimezone(UTC), value.isoformat()
 
 
-def _put_bytes(store, key: str, data: bytes) -> None:
-    store.put_bytes(key, data)
-
-
 def store_upload(tmp_path: str | os.PathLike, claimed_sha256: str | None, user, *,
                  actual_sha256: str | None = None) -> Photo:
     """Store the photo spooled at ``tmp_path``; see ``store_upload_result``."""
@@ -136,12 +132,14 @@ def store_upload(tmp_path: str | os.PathLike, claimed_sha256: str | None, user, 
 
 
 def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None, user, *,
-                        actual_sha256: str | None = None) -> tuple[Photo, bool]:
+                        actual_sha256: str | None = None, quota_checked: int = 0) -> tuple[Photo, bool]:
     """Check and store the photo at ``tmp_path`` (the caller removes the file); returns (photo, created).
 
     ``claimed_sha256`` None means "whatever the bytes hash to" (multipart uploads); ``actual_sha256`` spares
-    re-reading a file the caller hashed while spooling it. Raises DomainError 422 ``hash_mismatch``,
-    PhotoRejected (422), DomainError 429 ``upload_quota``. Commits.
+    re-reading a file the caller hashed while spooling it; ``quota_checked`` is how many bytes this request
+    has already been checked against the daily quota for (its Content-Length), sparing the same query again
+    when the file is no larger. Raises DomainError 422 ``hash_mismatch``, PhotoRejected (422), DomainError
+    429 ``upload_quota``. Commits.
     """
     actual = actual_sha256 or file_sha256(tmp_path)
     if claimed_sha256 is not None and actual != claimed_sha256:
@@ -150,7 +148,8 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
     if existing is not None:
         return existing, False
     size = os.path.getsize(tmp_path)
-    check_quota(user, size)
+    if size > quota_checked:
+        check_quota(user, size)
     user_id = user.id
     # End the read transaction before the slow part: on SQLite a write request's transaction holds the
     # database's write lock from its first statement, and decoding a photo takes up to a second.
@@ -160,13 +159,9 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
     with PHOTO_SECONDS.time():
         processed = process_photo(tmp_path, max_pixels=int(current_app.config["MEDIA_MAX_PIXELS"]))
 
-    store = storage()
-    # Derivatives first, the original last: the original's presence is never taken to mean "complete",
-    # the row is, and it is inserted only after all three objects are in.
+    # No object's presence is taken to mean "complete": the row is, inserted only after all three are in.
     with _disk_full_is_507():
-        _put_bytes(store, key_for("thumb", actual), processed.thumb)
-        _put_bytes(store, key_for("display", actual), processed.display)
-        store.put_file(key_for("original", actual), tmp_path)
+        store_photo(storage(), actual, tmp_path, processed.thumb, processed.display)
 
     exif_time, exif_naive = _exif_times(processed.exif_time)
     photo = Photo(sha256=actual, size=size, format=processed.format, mime=processed.mime,

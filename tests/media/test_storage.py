@@ -17,6 +17,7 @@ from app.media.storage import (
     file_sha256,
     key_for,
     storage_from_config,
+    store_photo,
 )
 
 SHA = hashlib.sha256(b"a photo").hexdigest()
@@ -224,6 +225,96 @@ def test_s3_objects_live_under_the_prefix(s3_storage, tmp_path):
     assert [o["Key"] for o in listed["Contents"]] == [s3_storage.prefix + key_for("thumb", SHA)]
     head = s3_storage.client.head_object(Bucket=s3_storage.bucket, Key=s3_storage.prefix + key_for("thumb", SHA))
     assert head["ContentType"] == "image/jpeg"
+
+
+# --- S3 requests --------------------------------------------------------------------------------------
+
+
+def _record_s3_calls(s3_storage) -> list[tuple[str, dict]]:
+    """(operation, HTTP headers) of every request the store's client sends from now on."""
+    sent = []
+
+    def before_send(request, **kwargs):
+        sent.append((kwargs["event_name"].split(".")[-1], dict(request.headers)))
+
+    s3_storage.client.meta.events.register("before-send.s3", before_send)
+    return sent
+
+
+def test_s3_photo_sized_file_goes_up_in_one_put(s3_storage, tmp_path):
+    # One PutObject, no transfer manager (its threads and futures cost more CPU than the PUT itself).
+    sent = _record_s3_calls(s3_storage)
+    data = os.urandom(300_000)
+    s3_storage.put_file(key_for("original", SHA), _source(tmp_path, data))
+    assert [op for op, _ in sent] == ["PutObject"]
+    with s3_storage.open(key_for("original", SHA)) as stream:
+        assert stream.read() == data
+
+
+def test_s3_requests_carry_no_flexible_checksums(s3_storage, tmp_path):
+    # botocore's default CRC32 headers are refused by several S3-compatible stores, and cost CPU for nothing.
+    sent = _record_s3_calls(s3_storage)
+    s3_storage.put_file(key_for("original", SHA), _source(tmp_path, b"x" * 1000))
+    s3_storage.put_bytes(key_for("thumb", SHA), b"y" * 100)
+    with s3_storage.open(key_for("thumb", SHA)) as stream:
+        assert stream.read() == b"y" * 100
+    assert [op for op, _ in sent] == ["PutObject", "PutObject", "GetObject"]
+    for _op, headers in sent:
+        names = {name.lower() for name in headers}
+        assert not any(name.startswith("x-amz-checksum") or name == "x-amz-sdk-checksum-algorithm"
+                       or name == "x-amz-checksum-mode" for name in names), names
+
+
+# --- a photo's three objects --------------------------------------------------------------------------
+
+
+def test_store_photo_stores_all_three(storage, tmp_path):
+    original = os.urandom(50_000)
+    sha = hashlib.sha256(original).hexdigest()
+    store_photo(storage, sha, _source(tmp_path, original), b"thumb bytes", b"display bytes")
+    for variant, data in (("original", original), ("thumb", b"thumb bytes"), ("display", b"display bytes")):
+        with storage.open(key_for(variant, sha)) as stream:
+            assert stream.read() == data
+
+
+def test_store_photo_failing_returns_only_when_every_write_is_over(tmp_path, monkeypatch):
+    import threading
+
+    store = LocalStorage(tmp_path / "media")
+    release = threading.Event()
+    real_put_bytes = LocalStorage.put_bytes
+
+    def slow_put_bytes(self, key, data):
+        release.wait(5)
+        real_put_bytes(self, key, data)
+
+    def failing_put_file(self, key, path):
+        release.set()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", slow_put_bytes)
+    monkeypatch.setattr(LocalStorage, "put_file", failing_put_file)
+    with pytest.raises(OSError) as failed:
+        store_photo(store, SHA, _source(tmp_path, b"orig"), b"t", b"d")
+    assert failed.value.errno == 28  # the original's error, not swallowed by the derivatives' success
+    # Both derivative writes had finished before store_photo returned: nothing is still writing.
+    assert store.exists(key_for("thumb", SHA)) and store.exists(key_for("display", SHA))
+
+
+def test_store_photo_reports_a_failed_derivative(tmp_path, monkeypatch):
+    store = LocalStorage(tmp_path / "media")
+    real_put_bytes = LocalStorage.put_bytes
+
+    def put_bytes(self, key, data):
+        if key.startswith("display/"):
+            raise OSError(28, "No space left on device")
+        real_put_bytes(self, key, data)
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", put_bytes)
+    with pytest.raises(OSError) as failed:
+        store_photo(store, SHA, _source(tmp_path, b"orig"), b"t", b"d")
+    assert failed.value.errno == 28
+    assert not store.exists(key_for("display", SHA))
 
 
 # --- configuration ----------------------------------------------------------------------------------
