@@ -12,9 +12,10 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,7 +23,8 @@ from app.auth.scope import case_visible, in_subtree
 from app.cases import deadlines, workflow
 from app.cases.hooks import transition_hooks
 from app.cases.models import (
-    OPEN_STATES, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, Category, Conflict, Counter, cell_of,
+    OPEN_STATES, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, CaseStage, Category, Conflict, Counter,
+    cell_of,
 )
 from app.database import utcnow
 from app.cases.deadlines import CHINA
@@ -99,13 +101,18 @@ class Changes:
         self.neighbour_cells: tuple[int, int, int, int] | None = None
         self.new_by_cell: dict[tuple, list] = {}
         self.regions: dict[str, Region | None] = {}
+        # Rows queued by ``create_case(..., rows=True)`` (table name -> rows), written with one Core INSERT
+        # per table by ``finish_changes`` or ``flush_rows``: no ORM objects, no unit of work.
+        self.rows: dict[str, list[SimpleNamespace]] = {}
 
     def mark(self) -> tuple:
         """A point to come back to when the savepoint of one op is rolled back."""
-        return (set(self.touched), set(self.new_cases), len(self.pending_links), len(self.scope_exits))
+        return (set(self.touched), set(self.new_cases), len(self.pending_links), len(self.scope_exits),
+                {name: len(rows) for name, rows in self.rows.items()})
 
     def restore(self, mark: tuple) -> None:
-        touched, new_cases, links, exits = mark
+        touched, new_cases, links, exits, rows = mark
+        self.rows = {name: queued[:rows.get(name, 0)] for name, queued in self.rows.items()}
         self.touched = {k: v for k, v in self.touched.items() if k in touched}
         self.new_cases = {k: v for k, v in self.new_cases.items() if k in new_cases}
         self.new_by_cell = {key: [row for row in rows if row[0] in new_cases]
@@ -123,22 +130,51 @@ def discard_changes() -> None:
     db.session.info.pop("gridcase_changes", None)
 
 
-def touch(case: Case) -> None:
+def touch(case: Case, ch: Changes | None = None) -> None:
     """Mark a case changed in this transaction (numbered and stamped by ``finish_changes``)."""
-    changes().touched[case.id] = case
+    (ch or changes()).touched[case.id] = case
 
 
-def _region(code: str) -> Region | None:
-    cache = changes().regions
+def add_row(model, as_row: bool, ch: Changes | None = None, /, **values):
+    """A new row: an ORM object added to the session, or (``as_row``) a plain namespace queued for a Core
+    INSERT. Both read and write the same attributes, so the checks that follow need not know which."""
+    if not as_row:
+        obj = model(**values)
+        db.session.add(obj)
+        return obj
+    row = SimpleNamespace(**values)
+    (ch or changes()).rows.setdefault(model.__tablename__, []).append(row)
+    return row
+
+
+def _insert_rows(queued: dict[str, list[SimpleNamespace]]) -> None:
+    """One INSERT per table (and per set of columns), parents first. Plain INSERT statements, so the
+    database's triggers fire for every row."""
+    for name in sorted(queued, key=lambda name: name != Case.__tablename__):  # the rest point at cases
+        rows, table = queued[name], db.metadata.tables[name]
+        if not rows:
+            continue
+        groups: dict[tuple, list[dict]] = {}
+        for row in rows:
+            values = vars(row)
+            groups.setdefault(tuple(values), []).append(values)
+        for group in groups.values():
+            db.session.execute(insert(table), group)
+
+
+def _region(code: str, ch: Changes | None = None) -> Region | None:
+    cache = (ch or changes()).regions
     if code not in cache:
         cache[code] = db.session.get(Region, code)
     return cache[code]
 
 
-def _category(code: str) -> Category | None:
-    cache = changes().categories
+def _category(code: str, ch: Changes | None = None) -> Category | None:
+    cache = (ch or changes()).categories
     if code not in cache:
-        cache[code] = db.session.get(Category, code)
+        if not cache:  # the first look-up of the transaction reads the (small) table whole
+            cache.update((category.code, category) for category in db.session.scalars(select(Category)))
+        cache.setdefault(code, None)
     return cache[code]
 
 
@@ -152,46 +188,78 @@ def _bump(name: str, n: int = 1) -> int:
     ).scalar_one()
 
 
+def _settle(pending: Changes, links: list, cases: list) -> tuple[dict, int | None]:
+    """Check photo links, number new cases and stamp the change order (see ``finish_changes``)."""
+    if links:
+        from app.media.links import check_links_bulk
+
+        check_links_bulk(links)
+    if not cases:
+        return {}, None
+    new = [c for c in cases if c.number is None]
+    prefix = current_app.config["CASE_NUMBER_PREFIX"]
+    by_year: dict[int, list] = {}
+    for case in new:
+        by_year.setdefault(case.reported_at.astimezone(CHINA).year, []).append(case)
+    for year, group in sorted(by_year.items()):
+        last = _bump(f"case_number:{prefix}:{year}", len(group))
+        for offset, case in enumerate(sorted(group, key=lambda c: (c.reported_at, c.id))):
+            case.number = f"{prefix}-{year}-{last - len(group) + offset + 1:06d}"
+    last = _bump("change_seq", len(cases))
+    seq_of = {}
+    for offset, case in enumerate(cases):
+        case.change_seq = seq_of[case.id] = last - len(cases) + offset + 1
+    return seq_of, last
+
+
 def finish_changes() -> None:
     """Check the photo links made, number new cases and stamp the change order, as the last writes before
     commit: the counter's row lock is then held only to the commit, so stamps follow commit order and no
-    pull misses one. New cases get their number before their INSERT is flushed."""
+    pull misses one. New cases get their number before their INSERT is flushed; queued rows are written."""
     pending = db.session.info.pop("gridcase_changes", None)
     if pending is None:
         return
     with db.session.no_autoflush:
-        if pending.pending_links:
-            from app.media.links import check_links_bulk
-
-            check_links_bulk(pending.pending_links)
         cases = [pending.touched[cid] for cid in sorted(pending.touched)]
-        if not cases:
-            return
-        new = [c for c in cases if c.number is None]
-        prefix = current_app.config["CASE_NUMBER_PREFIX"]
-        by_year: dict[int, list[Case]] = {}
-        for case in new:
-            by_year.setdefault(case.reported_at.astimezone(CHINA).year, []).append(case)
-        for year, group in sorted(by_year.items()):
-            last = _bump(f"case_number:{prefix}:{year}", len(group))
-            for offset, case in enumerate(sorted(group, key=lambda c: (c.reported_at, c.id))):
-                case.number = f"{prefix}-{year}-{last - len(group) + offset + 1:06d}"
-        last = _bump("change_seq", len(cases))
-        seq_of = {}
-        for offset, case in enumerate(cases):
-            case.change_seq = seq_of[case.id] = last - len(cases) + offset + 1
-    for scope_exit in pending.scope_exits:
-        scope_exit.change_seq = seq_of.get(scope_exit.case_id, last)
+        seq_of, last = _settle(pending, pending.pending_links, cases)
+        for scope_exit in pending.scope_exits:
+            scope_exit.change_seq = seq_of.get(scope_exit.case_id, last)
+        _insert_rows(pending.rows)
 
 
-def _event(case: Case, actor: Actor, action: str, changes: dict | None = None, data: dict | None = None) -> int:
+def flush_rows() -> None:
+    """Write the rows queued so far (checked, numbered and stamped as ``finish_changes`` would), because
+    what follows reads the database or points at them. Stamping early holds the counters' row locks a
+    little longer; the stamps still follow commit order."""
+    pending = db.session.info.get("gridcase_changes")
+    if pending is None or not pending.rows:
+        return
+    with db.session.no_autoflush:
+        queued = {row.id for row in pending.rows.get(Case.__tablename__, ())}
+        links = [pair for pair in pending.pending_links if pair[0].id in queued
+                 and isinstance(pair[0], SimpleNamespace)]
+        cases = [pending.touched[cid] for cid in sorted(queued) if isinstance(pending.touched.get(cid), SimpleNamespace)]
+        _settle(pending, links, cases)
+        _insert_rows(pending.rows)
+    pending.rows = {}
+    pending.pending_links = [pair for pair in pending.pending_links if not isinstance(pair[0], SimpleNamespace)]
+    for case in cases:
+        del pending.touched[case.id]
+    for case_id in queued:
+        pending.new_cases.pop(case_id, None)
+    # The cases are in the database now: a look-up finds them there.
+    if pending.existing_ids is not None:
+        pending.existing_ids |= queued
+
+
+def _event(case: Case, actor: Actor, action: str, changes: dict | None = None, data: dict | None = None, *,
+           as_row: bool = False, ch: Changes | None = None) -> int:
     case.version = (case.version or 0) + 1
     case.updated_at = actor.now
-    db.session.add(CaseEvent(case_id=case.id, version=case.version, action=action,
-                             actor_id=actor.user.id if actor.user is not None else None,
-                             device_id=actor.device_id, op_id=actor.op_id, at=actor.now,
-                             client_time=actor.client_time, changes=changes or {}, data=data or {}))
-    touch(case)
+    add_row(CaseEvent, as_row, ch, case_id=case.id, version=case.version, action=action,
+            actor_id=actor.user.id if actor.user is not None else None, device_id=actor.device_id,
+            op_id=actor.op_id, at=actor.now, client_time=actor.client_time, changes=changes or {}, data=data or {})
+    touch(case, ch)
     return case.version
 
 
@@ -245,12 +313,13 @@ def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
 
 
 def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str, version: int,
-                 note_id: str | None = None) -> list[dict]:
+                 note_id: str | None = None, *, as_row: bool = False, ch: Changes | None = None) -> list[dict]:
     """Link photos by hash (append-only; a link seen before is skipped). Their flags are checked, for all
     the links of the transaction at once, in ``finish_changes``."""
     if not photos:
         return []
-    if case.id in changes().new_cases:
+    ch = ch or changes()
+    if case.id in ch.new_cases:
         existing: set = set()
     else:
         existing = {(sha, role) for sha, role in db.session.execute(
@@ -261,13 +330,12 @@ def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str
         if (ref["sha256"], role) in existing:
             continue
         existing.add((ref["sha256"], role))
-        row = CasePhoto(case_id=case.id, sha256=ref["sha256"], role=role, note_id=note_id, added_by=actor.user.id,
-                        added_at=actor.now, event_version=version, position=len(rows), flags=[])
-        db.session.add(row)
-        rows.append(row)
+        rows.append(add_row(CasePhoto, as_row, ch, case_id=case.id, sha256=ref["sha256"], role=role, note_id=note_id,
+                            added_by=actor.user.id, added_at=actor.now, event_version=version,
+                            position=len(rows), flags=[]))
         linked.append({"sha256": ref["sha256"], "role": role})
     if rows:
-        changes().pending_links.append((case, rows))
+        ch.pending_links.append((case, rows))
     return linked
 
 
@@ -283,13 +351,13 @@ def _resolve_location(loc: dict | None) -> tuple[float | None, float | None, flo
 
 
 def _micro_grid_for(actor: Actor, micro_grid_id: str | None, lat: float | None, lon: float | None,
-                    accuracy: float | None) -> tuple[Region, list[str]]:
+                    accuracy: float | None, ch: Changes | None = None) -> tuple[Region, list[str]]:
     """The micro-grid a report belongs to, and the flags its location earns. Raises Refused."""
     flags: list[str] = []
     tolerance = float(current_app.config["OUTSIDE_TOLERANCE_M"])
     index = micro_grid_index()
     if micro_grid_id:
-        region = _region(micro_grid_id)
+        region = _region(micro_grid_id, ch)
         if region is None or region.level != "micro_grid":
             raise Refused(errors={"micro_grid_id": [f"unknown micro-grid {micro_grid_id!r}"]})
         if lat is not None and index.farther_than(region.code, lat, lon, (accuracy or 0) + tolerance):
@@ -301,7 +369,7 @@ def _micro_grid_for(actor: Actor, micro_grid_id: str | None, lat: float | None, 
     if code is None:
         raise Refused("no_micro_grid", errors={"location": ["lies in no micro-grid; choose one"]})
     flags.append("micro_grid_from_location")
-    return _region(code), flags
+    return _region(code, ch), flags
 
 
 def _check_report_scope(actor: Actor, region: Region) -> None:
@@ -326,11 +394,12 @@ def prefetch_neighbours(points: list[tuple[float, float]], categories: set[str],
     ch = changes()
     ch.neighbour_cells = (lat0, lat1, lon0, lon1)
     ch.neighbours = {}
+    t = Case.__table__.c  # columns, not ORM attributes: plain tuples back, no ORM loading
     for cid, category, lat, lon, c_lat, c_lon, reported in db.session.execute(
-            select(Case.id, Case.category, Case.lat, Case.lon, Case.cell_lat, Case.cell_lon, Case.reported_at).where(
-                Case.category.in_(sorted(categories)), Case.cell_lat.between(lat0, lat1),
-                Case.cell_lon.between(lon0, lon1), Case.reported_at >= now - DUPLICATE_WINDOW,
-                Case.state.in_(OPEN_STATES))):
+            select(t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at).where(
+                t.category.in_(sorted(categories)), t.cell_lat.between(lat0, lat1),
+                t.cell_lon.between(lon0, lon1), t.reported_at >= now - DUPLICATE_WINDOW,
+                t.state.in_(OPEN_STATES))):
         ch.neighbours.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
 
 
@@ -342,13 +411,13 @@ def _nearby(by_cell: dict, case: Case, since: datetime):
                     yield cid, lat, lon
 
 
-def _possible_duplicates(case: Case) -> list[str]:
+def _possible_duplicates(case: Case, ch: Changes | None = None) -> list[str]:
     """Open cases of the same category within 50 m and 72 h: an index look-up, never a scan."""
     if case.lat is None:
         return []
     cl, cn = case.cell_lat, case.cell_lon
     since = case.reported_at - DUPLICATE_WINDOW
-    ch = changes()
+    ch = ch or changes()
     # this transaction's own new cases are not in the database yet
     rows = list(_nearby(ch.new_by_cell, case, since))
     box = ch.neighbour_cells
@@ -371,14 +440,17 @@ def _possible_duplicates(case: Case) -> list[str]:
 # ---------------------------------------------------------------------------------------------- create
 
 
-def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple[Case, Outcome]:
+def create_case(actor: Actor, report: dict, *, skew_flag: bool = False, rows: bool = False) -> tuple[Case, Outcome]:
     """A report becomes a case in state ``reported`` (``resolved`` when handled on the spot).
 
-    Raises Refused (validation_failed, unknown_category, out_of_scope, no_micro_grid, case_exists) and
-    Forbidden.
+    With ``rows``, the case and its event, stage and photo links are plain namespaces queued for one Core
+    INSERT per table (a sync batch's fast path; ``flush_rows`` writes them early for ops that read them);
+    every check that can refuse the report runs before the first of them is made. Raises Refused
+    (validation_failed, unknown_category, out_of_scope, no_micro_grid, case_exists) and Forbidden.
     """
     user = actor.user
-    category = _category(report["category"])
+    batch = changes()
+    category = _category(report["category"], batch)
     if category is None or not category.active:
         raise Refused("unknown_category", errors={"report.category": [f"unknown category {report['category']!r}"]})
     if user.role not in (category.roles or []) and user.role != "admin":
@@ -387,7 +459,6 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple
     if report.get("handled_on_spot") and user.role == "volunteer":
         raise Refused("forbidden", status=403,
                       errors={"report.handled_on_spot": ["only grid staff close a matter on the spot"]})
-    batch = changes()
     exists = report["id"] in batch.new_cases or (
         report["id"] in batch.existing_ids if batch.existing_ids is not None
         else db.session.get(Case, report["id"]) is not None)
@@ -395,7 +466,7 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple
         raise Refused("case_exists", status=409, errors={"report.id": ["a case with this id exists already"]})
 
     lat, lon, accuracy, original = _resolve_location(report.get("location"))
-    region, flags = _micro_grid_for(actor, report.get("micro_grid_id"), lat, lon, accuracy)
+    region, flags = _micro_grid_for(actor, report.get("micro_grid_id"), lat, lon, accuracy, batch)
     _check_report_scope(actor, region)
     if skew_flag:
         flags.append("clock_skew")
@@ -403,40 +474,53 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False) -> tuple
         ["micro_grid_from_location"] if "micro_grid_from_location" in flags else [])
 
     on_spot = bool(report.get("handled_on_spot"))
-    case = Case(id=report["id"], category=category.code, risk_level=report["risk_level"],
-                description=report.get("description") or "", state="resolved" if on_spot else "reported",
-                level="grid", handled_on_spot=on_spot, reporter_id=user.id, reporter_device_id=actor.device_id,
-                lat=lat, lon=lon, accuracy_m=accuracy, location_original=original,
-                captured_at=report.get("captured_at"),
-                captured_at_raw=report["captured_at"].isoformat() if report.get("captured_at") else None,
-                reported_at=actor.now, updated_at=actor.now, version=0, flags=[], duplicate_of=[])
-    if lat is not None:
-        case.cell_lat, case.cell_lon = cell_of(lat, lon)
-    if actor.client_time is not None:
-        case.clock_skew_s = round((actor.client_time - actor.now).total_seconds(), 1)
-    _place(case, region)
-    db.session.add(case)
+    captured_at = report.get("captured_at")
+    cell_lat, cell_lon = cell_of(lat, lon) if lat is not None else (None, None)
+    case = add_row(
+        Case, rows, batch, id=report["id"], number=None, category=category.code, risk_level=report["risk_level"],
+        description=report.get("description") or "", state="resolved" if on_spot else "reported",
+        level="grid", handled_on_spot=on_spot, reporter_id=user.id, reporter_device_id=actor.device_id,
+        lat=lat, lon=lon, accuracy_m=accuracy, location_original=original, cell_lat=cell_lat, cell_lon=cell_lon,
+        captured_at=captured_at, captured_at_raw=captured_at.isoformat() if captured_at else None,
+        clock_skew_s=round((actor.client_time - actor.now).total_seconds(), 1)
+        if actor.client_time is not None else None,
+        reported_at=actor.now, updated_at=actor.now, version=0, flags=[], duplicate_of=[], change_seq=0,
+        **{f"{level}_code": getattr(region, f"{level}_code") for level in LEVELS})
     batch.new_cases[case.id] = case
     if lat is not None:
-        batch.new_by_cell.setdefault((case.category, case.cell_lat, case.cell_lon), []).append(
+        batch.new_by_cell.setdefault((case.category, cell_lat, cell_lon), []).append(
             (case.id, lat, lon, case.reported_at))
 
     outcome = Outcome(flags=list(flags))
-    dups = _possible_duplicates(case)
+    dups = _possible_duplicates(case, batch)
     if dups:
         outcome.flags.append("possible_duplicate")
         outcome.duplicate_of = dups
         case.duplicate_of = dups
     _add_flags(case, outcome.flags)
+    location = {"lat": lat, "lon": lon, "accuracy_m": accuracy} if lat is not None else None
     version = _event(case, actor, "create", changes={
         "state": [None, case.state], "category": [None, case.category], "risk_level": [None, case.risk_level],
         "description": [None, case.description], "micro_grid_id": [None, case.micro_grid_code],
-        "location": [None, case.field_value("location")], "level": [None, "grid"]},
+        "location": [None, location], "level": [None, "grid"]},
         data={"flags": outcome.flags, "duplicate_of": dups, "handled_on_spot": on_spot,
-              "location_original": original, "captured_at": case.captured_at_raw})
-    _link_photos(case, actor, report.get("photos") or [], "rectification" if on_spot else "evidence", version)
-    deadlines.on_created(case, actor.now)
+              "location_original": original, "captured_at": case.captured_at_raw}, as_row=rows, ch=batch)
+    _link_photos(case, actor, report.get("photos") or [], "rectification" if on_spot else "evidence", version,
+                 as_row=rows, ch=batch)
+    if rows:
+        _first_stage_row(case, actor.now, batch)
+    else:
+        deadlines.on_created(case, actor.now)
     return case, outcome
+
+
+def _first_stage_row(case, now: datetime, ch: Changes) -> None:
+    """``deadlines.on_created`` for a case made of rows: its first stage, queued as a row too."""
+    name = "close" if case.state == "resolved" else "accept"
+    stage = add_row(CaseStage, True, ch, case_id=case.id, stage=name, started_at=now,
+                    limit_minutes=deadlines.limit_minutes(name, case), consumed_s=0.0, running_since=now,
+                    due_at=None, warn_at=None, ended_at=None, outcome=None, escalated_at=None)
+    deadlines._schedule(stage, case, deadlines.Calendar.load(), now)  # due and warn instants, on both
 
 
 # ---------------------------------------------------------------------------------------------- permissions
