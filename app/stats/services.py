@@ -9,29 +9,52 @@ Populations (all inside the chosen region's subtree):
 - stages *ended* in the period: ``on_time_rate`` (on time / ended);
 - now, whatever the period: ``overdue`` (open cases past their deadline) and ``devices_with_unsent``.
 Rates are ``None`` when their denominator is 0.
+
+How they are read: for a city or a township (app/stats/models.py ROLLUP_LEVELS) the counts of the period's
+whole days (China Standard Time) are sums of the roll-up, and those of the partial days at either end come
+from the cases and stages themselves, so every figure is exact for any period; below a township, whose
+cases are few, everything comes from the cases. The median and p90 are exact too: the roll-up's hour
+buckets say which bucket holds each, and a short ordered walk of the closed cases' index from that bucket's
+floor reads the values (interpolated as PostgreSQL's percentile_cont does).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, func, literal, or_, select, text, union_all
 from sqlalchemy import case as sql_case
 
 from app.auth.scope import require_region_visible, subtree_criterion
 from app.cases import deadlines
 from app.cases.models import OPEN_STATES, RISK_LEVELS, STATES, Case, CaseStage, Category
-from app.database import utcnow
+from app.database import UTCDateTime, reset_begin_mode, set_begin_mode, utcnow
 from app.devices.models import Device
 from app.errors import Forbidden
 from app.extensions import db
 from app.regions.models import LEVELS, Region
+from app.stats import rollup
+from app.stats.models import (
+    FINISHED_COUNTERS,
+    REPORTED_COUNTERS,
+    REPORTED_LEVELS,
+    ROLLUP_LEVELS,
+    bucket_floor,
+    stats_finished,
+    stats_hours,
+    stats_reported,
+)
+from app.stats.schemas import CHINA_TZ
 from app.users.models import User
 
 DEFAULT_PERIOD = timedelta(days=30)
 RATE_PLACES = 4
 HOURS_PLACES = 2
+# Deltas the triggers may pile up before a figures request folds them (about 10 ms more to read).
+FOLD_AFTER = 20_000
+CHILD_COUNTERS = ("total", "accepted", "closed", "open")
+SHORT_INTERVAL = timedelta(days=2)
 
 
 def resolve_scope(user: User, code: str | None) -> Region:
@@ -53,6 +76,179 @@ def _rate(numerator, denominator) -> float | None:
 
 def _count_if(condition):
     return func.coalesce(func.sum(sql_case((condition, 1), else_=0)), 0)
+
+
+class Tally:
+    """The counts of one population split, added up from pieces (roll-up days, raw edges)."""
+
+    def __init__(self):
+        self.reported = dict.fromkeys(REPORTED_COUNTERS, 0)
+        self.categories: dict[str, list[int]] = {}  # code: [count, open]
+        self.children: dict[str, list[int]] = {}  # code: CHILD_COUNTERS
+        self.finished = dict.fromkeys(FINISHED_COUNTERS, 0)
+        self.buckets: dict[int, int] = {}
+
+    def add_reported(self, category: str, counts: dict) -> None:
+        for key in REPORTED_COUNTERS:
+            self.reported[key] += int(counts[key] or 0)
+        row = self.categories.setdefault(category, [0, 0])
+        row[0] += int(counts["total"] or 0)
+        row[1] += int(counts["open"] or 0)
+
+    def add_child(self, code: str, counts) -> None:
+        row = self.children.setdefault(code, [0] * len(CHILD_COUNTERS))
+        for i, n in enumerate(counts):
+            row[i] += int(n or 0)
+
+
+def _case_counts(state: str, risk: str, entered: int, n: int) -> dict:
+    """A group of ``n`` cases of one state, colour and entered flag as REPORTED_COUNTERS (the roll-up's
+    definitions, app/stats/rollup.py, in Python)."""
+    is_open = state in OPEN_STATES
+    counts = {"total": n, "accepted": n if entered else 0, "closed": n if state == "closed" else 0,
+              "open": n if is_open else 0}
+    counts.update({f"state_{s}": n if state == s else 0 for s in STATES})
+    counts.update({f"risk_{r}": n if risk == r else 0 for r in RISK_LEVELS})
+    counts.update({f"open_{r}": n if risk == r and is_open else 0 for r in RISK_LEVELS})
+    return counts
+
+
+def _child_level(root: Region) -> str | None:
+    rank = LEVELS.index(root.level)
+    return LEVELS[rank + 1] if rank + 1 < len(LEVELS) else None
+
+
+# ---------------------------------------------------------------------------------------------- raw
+
+
+def _raw(tally: Tally, root: Region, start: datetime, end: datetime, buckets: bool) -> None:
+    """Add the cases and stages of [start, end) to ``tally``, read from the tables themselves."""
+    where = subtree_criterion(Case, root)
+    entered = sql_case((or_(Case.accepted_at.is_not(None), Case.handled_on_spot.is_(True)), 1), else_=0)
+    child = _child_level(root)
+    child_code = getattr(Case, f"{child}_code") if child else literal(None)
+    groups = (child_code, Case.category, Case.state, Case.risk_level, entered)
+    for code, category, state, risk, is_entered, n in db.session.execute(
+            select(*groups, func.count()).where(where, Case.reported_at >= start, Case.reported_at < end)
+            .group_by(*groups)):
+        counts = _case_counts(state, risk, is_entered, n)
+        tally.add_reported(category, counts)
+        if code is not None:
+            tally.add_child(code, [counts[k] for k in CHILD_COUNTERS])
+
+    closed_in_period = _closed_in(root, start, end)
+    closed_n, closed_grid, timed = db.session.execute(
+        select(func.count(), _count_if(Case.level == "grid"), func.count(Case.hours_to_close))
+        .where(closed_in_period)).one()
+    ended, on_time = db.session.execute(_stages_ended(root, start, end)).one()
+    for key, n in zip(FINISHED_COUNTERS, (closed_n, closed_grid, timed, ended, on_time), strict=True):
+        tally.finished[key] += int(n or 0)
+    if buckets:
+        bucket = text(rollup.bucket_sql(db.session.get_bind().dialect.name, "cases.hours_to_close"))
+        for b, n in db.session.execute(select(bucket, func.count()).where(
+                closed_in_period, Case.hours_to_close.is_not(None)).group_by(bucket)):
+            tally.buckets[b] = tally.buckets.get(b, 0) + n
+
+
+def _closed_in(root: Region, start: datetime, end: datetime):
+    """Cases of ``root`` closed in [start, end) and still closed. The state is a literal, not a bound
+    parameter, so that both engines see that the partial index ix_cases_closed_hours_<level> applies."""
+    return and_(subtree_criterion(Case, root), text("cases.state = 'closed'"), Case.closed_at >= start,
+                Case.closed_at < end)
+
+
+def _stages_ended(root: Region, start: datetime, end: datetime):
+    where = subtree_criterion(Case, root)
+    stages = select(func.count(), _count_if(CaseStage.outcome == "on_time")).where(
+        CaseStage.ended_at >= start, CaseStage.ended_at < end, CaseStage.outcome.is_not(None))
+    if root.level == "city" or end - start <= SHORT_INTERVAL:
+        # A city holds nearly every case, and an edge day of a period holds few stages: the period is the
+        # sharper filter, so walk the period's stages.
+        return stages.join(Case, Case.id == CaseStage.case_id).where(where)
+    # Below it, the region is: a semi-join walks the region's cases by index and their stages by case_id
+    # (a join let SQLite walk every stage of the period instead, 50× slower for a township).
+    return stages.where(CaseStage.case_id.in_(select(Case.id).where(where)))
+
+
+# ---------------------------------------------------------------------------------------------- roll-up
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), CHINA_TZ)
+
+
+def whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
+    """The China Standard Time days [first, last) that lie wholly inside [start, end), or None."""
+    first = start.astimezone(CHINA_TZ).date()
+    if _midnight(first) < start:
+        first += timedelta(days=1)
+    last = end.astimezone(CHINA_TZ).date()
+    return (first, last) if first < last else None
+
+
+def _fold_if_due() -> None:
+    """Fold the triggers' deltas when enough have piled up, in a transaction of its own."""
+    if not rollup.pending(db.session.connection(), FOLD_AFTER):
+        return
+    token = set_begin_mode("IMMEDIATE")
+    try:
+        with db.engine.begin() as conn:
+            rollup.fold(conn)
+    finally:
+        reset_begin_mode(token)
+
+
+def _from_rollup(tally: Tally, root: Region, first: date, last: date) -> None:
+    """Add the whole days [first, last) of ``root`` to ``tally`` from the roll-up."""
+    t = stats_reported
+    days = and_(t.c.day >= first, t.c.day < last)
+    for row in db.session.execute(
+            select(t.c.category, *(func.sum(t.c[k]).label(k) for k in REPORTED_COUNTERS))
+            .where(t.c.region_code == root.code, days).group_by(t.c.category)).mappings():
+        tally.add_reported(row["category"], row)
+    child = _child_level(root)
+    if child in REPORTED_LEVELS:
+        children = select(Region.code).where(Region.parent_code == root.code).scalar_subquery()
+        for code, *counts in db.session.execute(
+                select(t.c.region_code, *(func.sum(t.c[k]) for k in CHILD_COUNTERS))
+                .where(t.c.region_code.in_(children), days).group_by(t.c.region_code)):
+            tally.add_child(code, counts)
+    f = stats_finished
+    row = db.session.execute(select(*(func.sum(f.c[k]).label(k) for k in FINISHED_COUNTERS)).where(
+        f.c.region_code == root.code, f.c.day >= first, f.c.day < last)).mappings().one()
+    for key in FINISHED_COUNTERS:
+        tally.finished[key] += int(row[key] or 0)
+    h = stats_hours
+    for b, n in db.session.execute(select(h.c.bucket, func.sum(h.c.n)).where(
+            h.c.region_code == root.code, h.c.day >= first, h.c.day < last).group_by(h.c.bucket)):
+        tally.buckets[b] = tally.buckets.get(b, 0) + int(n or 0)
+
+
+def _tally(root: Region, start: datetime, end: datetime) -> Tally:
+    tally = Tally()
+    days = whole_days(start, end) if root.level in ROLLUP_LEVELS else None
+    if days is None:
+        _raw(tally, root, start, end, buckets=root.level in ROLLUP_LEVELS)
+        return tally
+    _fold_if_due()
+    first, last = days
+    _from_rollup(tally, root, first, last)
+    for a, b in ((start, _midnight(first)), (_midnight(last), end)):
+        if a < b:
+            _raw(tally, root, a, b, buckets=True)
+    return tally
+
+
+# ---------------------------------------------------------------------------------------------- percentiles
+
+
+def _interpolate(position: float, pair: list[float]) -> float | None:
+    if not pair:
+        return None
+    pair = sorted(pair)
+    low = math.floor(position)
+    value = pair[0] if len(pair) == 1 else pair[0] + (position - low) * (pair[1] - pair[0])
+    return round(float(value), HOURS_PLACES)
 
 
 def _percentiles(criterion, fractions: tuple[float, ...], n: int) -> list[float | None]:
@@ -79,16 +275,48 @@ def _percentiles(criterion, fractions: tuple[float, ...], n: int) -> list[float 
     values: dict[int, list[float]] = {}
     for k, hours in db.session.execute(union_all(*parts)):
         values.setdefault(k, []).append(hours)
-    out: list[float | None] = []
-    for k, position in enumerate(positions):
-        pair = sorted(values.get(k, []))
-        if not pair:
-            out.append(None)
-            continue
-        low = math.floor(position)
-        value = pair[0] if len(pair) == 1 else pair[0] + (position - low) * (pair[1] - pair[0])
-        out.append(round(float(value), HOURS_PLACES))
+    return [_interpolate(position, values.get(k, [])) for k, position in enumerate(positions)]
+
+
+def _walk(root: Region, floor: float | None):
+    """The two closed hours_to_close of ``root`` at rank :skip from :floor up, closed in [:start, :end), by
+    an ordered walk of the partial index (SQLite is told to: it would rather take (state, closed_at) and
+    sort the whole period's closed cases)."""
+    hint = f" INDEXED BY ix_cases_closed_hours_{root.level}" if db.session.get_bind().dialect.name == "sqlite" else ""
+    lower = "hours_to_close IS NOT NULL" if floor is None else "hours_to_close >= :floor"
+    return text(f"SELECT hours_to_close FROM cases{hint} WHERE {root.level}_code = :code AND state = 'closed' "
+                f"AND closed_at >= :start AND closed_at < :end AND {lower} ORDER BY hours_to_close "
+                f"LIMIT 2 OFFSET :skip").bindparams(bindparam("start", type_=UTCDateTime()),
+                                                    bindparam("end", type_=UTCDateTime()))
+
+
+def _bucketed_percentiles(root: Region, start: datetime, end: datetime, buckets: dict[int, int],
+                          fractions: tuple[float, ...]) -> list[float | None]:
+    """The same percentiles for a roll-up region: the bucket counts give each position's bucket and its
+    rank inside it; an ordered walk of ix_cases_closed_hours_<level> from the bucket's floor (closed_at
+    checked in the index) reads the value there and the next one."""
+    n = sum(buckets.values())
+    if n == 0:
+        return [None] * len(fractions)
+    out = []
+    for f in fractions:
+        position = f * (n - 1)
+        rank, below = math.floor(position), 0
+        for bucket in sorted(buckets):
+            if below + buckets[bucket] > rank:
+                break
+            below += buckets[bucket]
+        floor = bucket_floor(bucket)
+        pair = list(db.session.scalars(_walk(root, floor), {
+            "code": root.code, "start": start, "end": end, "floor": floor, "skip": rank - below}))
+        if not pair:  # PostgreSQL: a close committed between the counts and the walk; count afresh
+            timed = db.session.scalar(select(func.count(Case.hours_to_close)).where(_closed_in(root, start, end)))
+            return _percentiles(_closed_in(root, start, end), fractions, int(timed or 0))
+        out.append(_interpolate(position, pair))
     return out
+
+
+# ---------------------------------------------------------------------------------------------- figures
 
 
 def figures(user: User, region_code: str | None, start: datetime | None, end: datetime | None) -> dict:
@@ -101,44 +329,20 @@ def figures(user: User, region_code: str | None, start: datetime | None, end: da
     start, end = resolve_period(start, end)
     now = utcnow()
     where = subtree_criterion(Case, root)
-    reported = and_(where, Case.reported_at >= start, Case.reported_at < end)
-    entered = or_(Case.accepted_at.is_not(None), Case.handled_on_spot.is_(True))
-    closed_in_period = and_(where, Case.state == "closed", Case.closed_at >= start, Case.closed_at < end)
+    tally = _tally(root, start, end)
+    reported, finished = tally.reported, tally.finished
 
-    by_state = dict.fromkeys(STATES, 0)
-    for state, n in db.session.execute(select(Case.state, func.count()).where(reported).group_by(Case.state)):
-        by_state[state] = n
-    by_risk = dict.fromkeys(RISK_LEVELS, 0)
-    open_by_risk = dict.fromkeys(RISK_LEVELS, 0)
-    for risk, n, n_open in db.session.execute(
-            select(Case.risk_level, func.count(), _count_if(Case.state.in_(OPEN_STATES)))
-            .where(reported).group_by(Case.risk_level)):
-        by_risk[risk], open_by_risk[risk] = n, int(n_open)
     by_category = []
-    for code, name, n, n_open in db.session.execute(
-            select(Case.category, Category.name_zh, func.count(), _count_if(Case.state.in_(OPEN_STATES)))
-            .join(Category, Category.code == Case.category).where(reported)
-            .group_by(Case.category, Category.name_zh, Category.sort).order_by(Category.sort, Case.category)):
-        by_category.append({"category": code, "name": name, "count": n, "open": int(n_open)})
+    for code, name in db.session.execute(select(Category.code, Category.name_zh)
+                                         .order_by(Category.sort, Category.code)):
+        count, n_open = tally.categories.get(code, (0, 0))
+        if count:
+            by_category.append({"category": code, "name": name, "count": count, "open": n_open})
 
-    total, accepted, closed = db.session.execute(
-        select(func.count(), _count_if(entered), _count_if(Case.state == "closed")).where(reported)).one()
-
-    closed_n, closed_grid, timed = db.session.execute(
-        select(func.count(), _count_if(Case.level == "grid"), func.count(Case.hours_to_close))
-        .where(closed_in_period)).one()
-    median, p90 = _percentiles(closed_in_period, (0.5, 0.9), int(timed))
-
-    stages = select(func.count(), _count_if(CaseStage.outcome == "on_time")).where(
-        CaseStage.ended_at >= start, CaseStage.ended_at < end, CaseStage.outcome.is_not(None))
-    if root.level == "city":
-        # A city holds nearly every case: the period is the sharper filter, so walk the period's stages.
-        stages = stages.join(Case, Case.id == CaseStage.case_id).where(where)
+    if root.level in ROLLUP_LEVELS:
+        median, p90 = _bucketed_percentiles(root, start, end, tally.buckets, (0.5, 0.9))
     else:
-        # Below it, the region is: a semi-join walks the region's cases by index and their stages by case_id
-        # (a join let SQLite walk every stage of the period instead, 50× slower for a township).
-        stages = stages.where(CaseStage.case_id.in_(select(Case.id).where(where)))
-    ended, on_time = db.session.execute(stages).one()
+        median, p90 = _percentiles(_closed_in(root, start, end), (0.5, 0.9), finished["timed"])
 
     overdue = db.session.scalar(select(func.count()).select_from(Case).where(
         where, Case.state.in_(OPEN_STATES), deadlines.overdue_criterion(now)))
@@ -147,39 +351,31 @@ def figures(user: User, region_code: str | None, start: datetime | None, end: da
         .join(Region, Region.code == User.region_code)
         .where(subtree_criterion(Region, root), Device.outbox_pending > 0))
 
+    by_region = []
+    if _child_level(root):
+        for code, name in db.session.execute(select(Region.code, Region.name)
+                                             .where(Region.parent_code == root.code).order_by(Region.code)):
+            total, accepted, closed, n_open = tally.children.get(code, (0, 0, 0, 0))
+            by_region.append({"code": code, "name": name, "total": total, "open": n_open, "accepted": accepted,
+                              "closed": closed, "close_out_rate": _rate(closed, accepted)})
+
     return {
         "region": {"code": root.code, "name": root.name, "level": root.level},
         "from": start.isoformat(), "to": end.isoformat(), "generated_at": now.isoformat(),
-        "total": int(total),
-        "by_state": by_state, "by_risk": by_risk, "open_by_risk": open_by_risk, "by_category": by_category,
-        "by_region": _by_region(root, start, end),
-        "accepted": int(accepted), "closed": int(closed),
-        "close_out_rate": _rate(closed, accepted),
-        "stages_ended": int(ended), "on_time_rate": _rate(on_time, ended),
-        "closed_in_period": int(closed_n), "grid_resolution_rate": _rate(closed_grid, closed_n),
+        "total": reported["total"],
+        "by_state": {s: reported[f"state_{s}"] for s in STATES},
+        "by_risk": {r: reported[f"risk_{r}"] for r in RISK_LEVELS},
+        "open_by_risk": {r: reported[f"open_{r}"] for r in RISK_LEVELS},
+        "by_category": by_category,
+        "by_region": by_region,
+        "accepted": reported["accepted"], "closed": reported["closed"],
+        "close_out_rate": _rate(reported["closed"], reported["accepted"]),
+        "stages_ended": finished["ended"], "on_time_rate": _rate(finished["on_time"], finished["ended"]),
+        "closed_in_period": finished["closed"], "grid_resolution_rate": _rate(finished["closed_grid"],
+                                                                              finished["closed"]),
         "median_hours_to_close": median, "p90_hours_to_close": p90,
         "overdue": int(overdue or 0), "devices_with_unsent": int(devices or 0),
     }
 
 
-def _by_region(root: Region, start: datetime, end: datetime) -> list[dict]:
-    """Per child region of ``root`` (none below a micro-grid): cases reported in the period, accepted,
-    closed, close-out rate. One outer join on the child level's code column, grouped."""
-    rank = LEVELS.index(root.level)
-    if rank + 1 >= len(LEVELS):
-        return []
-    child_code = getattr(Case, f"{LEVELS[rank + 1]}_code")
-    entered = or_(Case.accepted_at.is_not(None), Case.handled_on_spot.is_(True))
-    rows = db.session.execute(
-        select(Region.code, Region.name, func.count(Case.id), _count_if(entered), _count_if(Case.state == "closed"),
-               _count_if(Case.state.in_(OPEN_STATES)))
-        .outerjoin(Case, and_(child_code == Region.code, subtree_criterion(Case, root),  # the parent's index
-                              Case.reported_at >= start, Case.reported_at < end))
-        .where(Region.parent_code == root.code)
-        .group_by(Region.code, Region.name).order_by(Region.code)).all()
-    return [{"code": code, "name": name, "total": n, "open": int(n_open), "accepted": int(accepted),
-             "closed": int(closed), "close_out_rate": _rate(closed, accepted)}
-            for code, name, n, accepted, closed, n_open in rows]
-
-
-__all__ = ["figures", "resolve_period", "resolve_scope"]
+__all__ = ["figures", "resolve_period", "resolve_scope", "whole_days"]

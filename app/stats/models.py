@@ -1,0 +1,124 @@
+"""The figures' roll-up (app/stats/rollup.py keeps it): what ``GET /api/v1/stats`` adds up, per region of the
+upper levels (ROLLUP_LEVELS) and per day in China Standard Time.
+
+Two tables of counters, each row a *delta*: database triggers on ``cases`` and ``case_stages`` append rows
+(a case's new contribution, minus its old one), never update one, so concurrent writers never wait for each
+other on a shared counter row. A figure is the SUM of the rows of its region and days; ``fold`` now and then
+replaces the rows of a (region, day[, category]) by their sum, which keeps the tables about
+regions × days × categories in size.
+
+- ``stats_reported``: cases by the day they were *reported*, per category: total, accepted (ever accepted or
+  handled on the spot), closed, open, and counts by state and by colour (all and open);
+- ``stats_finished``: cases *closed* by the day they closed (still closed): closed, at grid level, with hours
+  to close; stages *ended* by the day they ended: ended, on time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    text,
+)
+
+from app.cases.models import RISK_LEVELS, STATES, Case
+from app.extensions import db
+
+# The levels with rows of their own. Below a township a region's cases are few enough (a village holds
+# about 1 % of the city's) that its figures come straight from the cases; village rows of stats_reported
+# serve the by-region split of a township.
+ROLLUP_LEVELS = ("city", "township")
+REPORTED_LEVELS = (*ROLLUP_LEVELS, "village")
+# 0: a delta appended by a trigger, 1: folded (the sum of a key's rows); 2 and 3 only inside a fold.
+PENDING, FOLDED = 0, 1
+
+REPORTED_COUNTERS = ("total", "accepted", "closed", "open", *(f"state_{s}" for s in STATES),
+                     *(f"risk_{r}" for r in RISK_LEVELS), *(f"open_{r}" for r in RISK_LEVELS))
+FINISHED_COUNTERS = ("closed", "closed_grid", "timed", "ended", "on_time")
+HOURS_COUNTERS = ("n",)
+
+# SQLite's INTEGER PRIMARY KEY is its rowid (no sequence); PostgreSQL gets a bigserial.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _counter(name: str) -> Column:
+    return Column(name, Integer, nullable=False, server_default=text("0"))
+
+
+def _pending_index(table: str) -> Index:
+    """The rows a fold has to visit (folded 0, then 2 and 3 within the fold): few, at the index's ends."""
+    return Index(f"ix_{table}_folded", "folded")
+
+
+stats_reported = Table(
+    "stats_reported", db.metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("region_code", String(32), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("folded", SmallInteger, nullable=False, server_default=text("0")),
+    *(_counter(name) for name in REPORTED_COUNTERS),
+    Index("ix_stats_reported_key", "region_code", "day", "category"),
+    _pending_index("stats_reported"),
+)
+
+stats_finished = Table(
+    "stats_finished", db.metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("region_code", String(32), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("folded", SmallInteger, nullable=False, server_default=text("0")),
+    *(_counter(name) for name in FINISHED_COUNTERS),
+    Index("ix_stats_finished_key", "region_code", "day"),
+    _pending_index("stats_finished"),
+)
+
+# Closed cases by hours to close, in buckets (HOUR_BUCKETS): where the median and p90 lie, so that the exact
+# values are read from a short ordered walk of ix_cases_closed_hours_<level>, not from a sort of them all.
+stats_hours = Table(
+    "stats_hours", db.metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("region_code", String(32), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("bucket", SmallInteger, nullable=False),
+    Column("folded", SmallInteger, nullable=False, server_default=text("0")),
+    *(_counter(name) for name in HOURS_COUNTERS),
+    Index("ix_stats_hours_key", "region_code", "day", "bucket"),
+    _pending_index("stats_hours"),
+)
+
+# Hour buckets: (first hour, width) per band, widths powers of two so that a bucket's lower edge is exact in
+# floating point on both engines; 64 buckets per band, then one for the rest.
+HOUR_BANDS = ((0, 1), (64, 4), (320, 32))
+BUCKETS_PER_BAND = 64
+
+
+def bucket_floor(bucket: int) -> float | None:
+    """The lowest hours_to_close of a bucket (None: bucket 0 also holds anything below 0)."""
+    if bucket == 0:
+        return None
+    band, step = divmod(bucket, BUCKETS_PER_BAND)
+    if band >= len(HOUR_BANDS):
+        start, width = HOUR_BANDS[-1]
+        return float(start + width * BUCKETS_PER_BAND)
+    start, width = HOUR_BANDS[band]
+    return float(start + width * step)
+
+
+ROLLUP_TABLES = (stats_reported, stats_finished, stats_hours)
+
+# Closed cases of a region in hours-to-close order, with the close time to filter by period from the index
+# alone: the ordered walk of the percentiles. Partial: an open case (every new report) costs no entry.
+CLOSED_HOURS_LEVELS = (*ROLLUP_LEVELS, "village")
+for _level in CLOSED_HOURS_LEVELS:
+    Index(f"ix_cases_closed_hours_{_level}", Case.__table__.c[f"{_level}_code"], Case.__table__.c.hours_to_close,
+          Case.__table__.c.closed_at, sqlite_where=text("state = 'closed'"), postgresql_where=text("state = 'closed'"))
+
+# The triggers come with the tables: rollup's DDL event installs them after ``db.create_all``.
+from app.stats import rollup  # noqa: F401

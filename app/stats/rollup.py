@@ -1,0 +1,330 @@
+"""Keeping the figures' roll-up (app/stats/models.py): triggers, fold, rebuild.
+
+The triggers are the only writers of deltas, so every change to ``cases`` and ``case_stages`` is counted in
+the transaction that makes it, whichever code makes it (services, bulk SQL, a console). A trigger appends its
+case's new contribution minus its old one for each level of ROLLUP_LEVELS (one row per level when the key
+did not move), and only when a column a figure reads changed.
+
+``install(connection)`` creates the triggers (both engines; ``db.create_all`` calls it through a DDL event
+and a migration calls it too), ``rebuild(connection)`` recomputes both tables from the cases and stages
+(``flask stats rebuild``), ``fold(connection)`` sums the appended deltas key by key (the figures call it when
+enough have piled up).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+
+from app.cases.models import OPEN_STATES, RISK_LEVELS, STATES
+from app.extensions import db
+from app.stats.models import (
+    BUCKETS_PER_BAND,
+    FOLDED,
+    HOUR_BANDS,
+    PENDING,
+    REPORTED_COUNTERS,
+    REPORTED_LEVELS,
+    ROLLUP_LEVELS,
+    ROLLUP_TABLES,
+    stats_finished,
+    stats_hours,
+    stats_reported,
+)
+
+# Days are China Standard Time days, as the dashboard's dates are (app/stats/schemas.py: a date is its
+# midnight at +08:00), so a period given in dates reads whole days only.
+DAY_OFFSET_HOURS = 8
+FOLD_LOCK_KEY = 0x57A75  # PostgreSQL advisory lock: one fold at a time
+
+
+def _in(values) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _flag(condition: str) -> str:
+    return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
+
+
+def day_sql(dialect: str, column: str) -> str:
+    """SQL: the China Standard Time day of a UTC timestamp column."""
+    if dialect == "postgresql":
+        return f"CAST(({column} AT TIME ZONE 'UTC') + INTERVAL '{DAY_OFFSET_HOURS} hours' AS DATE)"
+    return f"date({column}, '+{DAY_OFFSET_HOURS} hours')"
+
+
+def bucket_sql(dialect: str, column: str) -> str:
+    """SQL: the hour bucket (app/stats/models.py HOUR_BANDS) of an hours column."""
+    def floor(x: str) -> str:  # of a non-negative number: CAST truncates on SQLite, rounds on PostgreSQL
+        return f"CAST(FLOOR({x}) AS INTEGER)" if dialect == "postgresql" else f"CAST({x} AS INTEGER)"
+
+    whens = [f"WHEN {column} < 1 THEN 0"]
+    for band, (start, width) in enumerate(HOUR_BANDS):
+        end = start + width * BUCKETS_PER_BAND
+        whens.append(f"WHEN {column} < {end} THEN {band * BUCKETS_PER_BAND} + {floor(f'({column} - {start}) / {width}')}")
+    return f"CASE {' '.join(whens)} ELSE {len(HOUR_BANDS) * BUCKETS_PER_BAND} END"
+
+
+def _reported_values(r: str) -> dict[str, str]:
+    """Counter → SQL expression of one case row ``r`` (NEW, OLD or a table alias)."""
+    is_open = f"{r}.state IN {_in(OPEN_STATES)}"
+    values = {
+        "total": "1",
+        "accepted": _flag(f"{r}.accepted_at IS NOT NULL OR {r}.handled_on_spot"),
+        "closed": _flag(f"{r}.state = 'closed'"),
+        "open": _flag(is_open),
+    }
+    values.update({f"state_{s}": _flag(f"{r}.state = '{s}'") for s in STATES})
+    values.update({f"risk_{k}": _flag(f"{r}.risk_level = '{k}'") for k in RISK_LEVELS})
+    values.update({f"open_{k}": _flag(f"{r}.risk_level = '{k}' AND {is_open}") for k in RISK_LEVELS})
+    assert tuple(values) == REPORTED_COUNTERS
+    return values
+
+
+class Part:
+    """What one kind of row contributes to one roll-up table: its keys and counters as SQL of the row, the
+    condition for contributing, the levels it is counted at, the columns whose change moves it."""
+
+    def __init__(self, table, source: str, levels, reads, keys, values, condition: str = "1 = 1"):
+        self.table, self.source, self.levels, self.reads = table, source, levels, reads
+        self.keys, self.values, self.condition = keys, values, condition
+
+    def select(self, dialect: str, r: str, sign: int, level: str, case: str) -> str:
+        """SELECT of the contribution of row ``r`` at ``level``, ``case`` naming its case's row."""
+        code = f"{case}.{level}_code"
+        keys = [f"{code} AS region_code", *(f"{sql} AS {k}" for k, sql in self.keys(dialect, r).items())]
+        values = [f"({v}) AS {k}" if sign > 0 else f"-({v}) AS {k}" for k, v in self.values(r).items()]
+        return f"SELECT {', '.join(keys + values)}", f"{code} IS NOT NULL AND {self.condition.format(r=r)}"
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return ("region_code", *self.keys("sqlite", "x"))
+
+    @property
+    def counters(self) -> tuple[str, ...]:
+        return tuple(self.values("x"))
+
+
+CLOSED = "{r}.state = 'closed' AND {r}.closed_at IS NOT NULL"
+ENDED = "{r}.ended_at IS NOT NULL AND {r}.outcome IS NOT NULL"
+
+PARTS = {
+    "reported": Part(stats_reported, "case", REPORTED_LEVELS,
+                     ("reported_at", "category", "state", "risk_level", "accepted_at", "handled_on_spot"),
+                     lambda d, r: {"day": day_sql(d, f"{r}.reported_at"), "category": f"{r}.category"},
+                     _reported_values),
+    "closed": Part(stats_finished, "case", ROLLUP_LEVELS, ("state", "closed_at", "level", "hours_to_close"),
+                   lambda d, r: {"day": day_sql(d, f"{r}.closed_at")},
+                   lambda r: {"closed": "1", "closed_grid": _flag(f"{r}.level = 'grid'"),
+                              "timed": _flag(f"{r}.hours_to_close IS NOT NULL"), "ended": "0", "on_time": "0"},
+                   CLOSED),
+    "hours": Part(stats_hours, "case", ROLLUP_LEVELS, ("state", "closed_at", "hours_to_close"),
+                  lambda d, r: {"day": day_sql(d, f"{r}.closed_at"), "bucket": bucket_sql(d, f"{r}.hours_to_close")},
+                  lambda r: {"n": "1"}, CLOSED + " AND {r}.hours_to_close IS NOT NULL"),
+    "stages": Part(stats_finished, "stage", ROLLUP_LEVELS, ("case_id", "ended_at", "outcome"),
+                   lambda d, r: {"day": day_sql(d, f"{r}.ended_at")},
+                   lambda r: {"closed": "0", "closed_grid": "0", "timed": "0", "ended": "1",
+                              "on_time": _flag(f"{r}.outcome = 'on_time'")},
+                   ENDED),
+}
+
+
+def _rows(dialect: str, part: Part, r: str, sign: int) -> str:
+    """SELECTs (UNION ALL) of trigger row ``r``'s contribution to ``part``, one per level."""
+    selects = []
+    for level in part.levels:
+        if part.source == "case":
+            head, where = part.select(dialect, r, sign, level, r)
+            selects.append(f"{head} WHERE {where}")
+        else:  # a stage counts at its case's regions
+            head, where = part.select(dialect, r, sign, level, "c")
+            selects.append(f"{head} FROM cases c WHERE c.id = {r}.case_id AND {where}")
+    return " UNION ALL ".join(selects)
+
+
+def _moved_rows(dialect: str, r: str, sign: int) -> str:
+    """SELECTs of the ended stages of case row ``r`` at ``r``'s regions: a case that moves takes them along."""
+    part = PARTS["stages"]
+    selects = []
+    for level in part.levels:
+        head, where = part.select(dialect, "s", sign, level, r)
+        selects.append(f"{head} FROM case_stages s WHERE s.case_id = {r}.id AND {where}")
+    return " UNION ALL ".join(selects)
+
+
+def _insert(part: Part, rows: str, grouped: bool) -> str:
+    """INSERT of ``rows``; ``grouped`` (OLD and NEW), summed by key: an update whose key did not move
+    appends one row per level, not two."""
+    keys, counters = part.key_names, part.counters
+    columns = ", ".join((*keys, *counters))
+    if not grouped:
+        return f"INSERT INTO {part.table.name} ({columns}) {rows}"
+    sums = ", ".join((*keys, *(f"SUM({c})" for c in counters)))
+    return (f"INSERT INTO {part.table.name} ({columns}) SELECT {sums} FROM ({rows}) AS delta "
+            f"GROUP BY {', '.join(keys)}")
+
+
+def _statements(dialect: str) -> dict[str, dict]:
+    """Per trigger: its table, the statement for INSERT / UPDATE / DELETE, the columns an UPDATE must change
+    to fire it."""
+    out = {}
+    for name, part in PARTS.items():
+        table = "cases" if part.source == "case" else "case_stages"
+        reads = part.reads + (tuple(f"{level}_code" for level in part.levels) if part.source == "case" else ())
+        out[f"stats_{name}"] = {
+            "table": table, "reads": reads,
+            "insert": _insert(part, _rows(dialect, part, "NEW", 1), False),
+            "update": _insert(part, f"{_rows(dialect, part, 'OLD', -1)} UNION ALL {_rows(dialect, part, 'NEW', 1)}",
+                              True),
+            "delete": _insert(part, _rows(dialect, part, "OLD", -1), False)}
+    levels = tuple(f"{level}_code" for level in PARTS["stages"].levels)
+    out["stats_moved"] = {
+        "table": "cases", "reads": levels, "insert": None, "delete": None,
+        "update": _insert(PARTS["stages"], f"{_moved_rows(dialect, 'OLD', -1)} UNION ALL "
+                                           f"{_moved_rows(dialect, 'NEW', 1)}", True)}
+    return out
+
+
+def _changed(reads: tuple[str, ...], dialect: str) -> str:
+    op = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+    return " OR ".join(f"OLD.{c} {op} NEW.{c}" for c in reads)
+
+
+def trigger_ddl(dialect: str) -> list[str]:
+    """The statements that (re)create the roll-up's triggers on ``dialect`` ("sqlite" or "postgresql")."""
+    out = []
+    for name, spec in _statements(dialect).items():
+        table, reads = spec["table"], spec["reads"]
+        ops = [op for op in ("insert", "update", "delete") if spec[op]]
+        if dialect == "postgresql":
+            for op in ops:
+                function = f"{name}_{op}"
+                out.append(f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                           f"BEGIN {spec[op]}; RETURN NULL; END $$")
+                out.append(f"DROP TRIGGER IF EXISTS {function} ON {table}")
+                when = f" WHEN ({_changed(reads, dialect)})" if op == "update" else ""
+                of = f" OF {', '.join(reads)}" if op == "update" else ""
+                out.append(f"CREATE TRIGGER {function} AFTER {op.upper()}{of} ON {table} FOR EACH ROW{when} "
+                           f"EXECUTE FUNCTION {function}()")
+        else:
+            for op in ops:
+                trigger = f"{name}_{op}"
+                out.append(f"DROP TRIGGER IF EXISTS {trigger}")
+                when = f" WHEN {_changed(reads, dialect)}" if op == "update" else ""
+                of = f" OF {', '.join(reads)}" if op == "update" else ""
+                out.append(f"CREATE TRIGGER {trigger} AFTER {op.upper()}{of} ON {table} FOR EACH ROW{when} "
+                           f"BEGIN {spec[op]}; END")
+    return out
+
+
+def trigger_names() -> list[tuple[str, str]]:
+    """(trigger, table) of every roll-up trigger (the PostgreSQL function has the trigger's name)."""
+    return [(f"{name}_{op}", spec["table"]) for name, spec in _statements("sqlite").items()
+            for op in ("insert", "update", "delete") if spec[op]]
+
+
+def install(connection: Connection) -> None:
+    """Create (or re-create) the roll-up's triggers. Called by ``db.create_all`` (DDL event) and migrations;
+    the roll-up tables and ``cases`` / ``case_stages`` must exist."""
+    for statement in trigger_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+def uninstall(connection: Connection) -> None:
+    """Drop the triggers (a bulk load can go without them and ``rebuild`` afterwards)."""
+    pg = connection.dialect.name == "postgresql"
+    for trigger, table in trigger_names():
+        connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}" + (f" ON {table}" if pg else ""))
+        if pg:
+            connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {trigger}()")
+
+
+@event.listens_for(db.metadata, "after_create")
+def _install_after_create(target, connection, tables=(), **kw):
+    created = {t.name for t in tables}
+    if created & {t.name for t in ROLLUP_TABLES}:
+        install(connection)
+
+
+# ---------------------------------------------------------------------------------------------- rebuild
+
+
+def _table_parts() -> dict:
+    """Roll-up table → the parts that feed it."""
+    out: dict = {}
+    for part in PARTS.values():
+        out.setdefault(part.table, []).append(part)
+    return out
+
+
+def rebuild(connection: Connection) -> dict:
+    """Recompute the roll-up tables from ``cases`` and ``case_stages`` (operator repair, migrations, bulk
+    loads), in the caller's transaction; returns their row counts. On PostgreSQL writers to the cases wait
+    until it commits."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FOLD_LOCK_KEY})
+        connection.exec_driver_sql("LOCK TABLE cases, case_stages IN SHARE MODE")
+    for table, parts in _table_parts().items():
+        connection.execute(table.delete())
+        keys, counters = parts[0].key_names, parts[0].counters
+        for level in parts[0].levels:
+            selects = []
+            for part in parts:
+                if part.source == "case":
+                    head, where = part.select(dialect, "c", 1, level, "c")
+                    selects.append(f"{head} FROM cases c WHERE {where}")
+                else:
+                    head, where = part.select(dialect, "s", 1, level, "c")
+                    selects.append(f"{head} FROM case_stages s JOIN cases c ON c.id = s.case_id WHERE {where}")
+            connection.exec_driver_sql(
+                f"INSERT INTO {table.name} ({', '.join(keys)}, folded, {', '.join(counters)}) "
+                f"SELECT {', '.join(keys)}, {FOLDED}, {', '.join(f'SUM({c})' for c in counters)} "
+                f"FROM ({' UNION ALL '.join(selects)}) AS done GROUP BY {', '.join(keys)}")
+    return {t.name: connection.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar() for t in ROLLUP_TABLES}
+
+
+# ---------------------------------------------------------------------------------------------- fold
+
+
+def pending(connection: Connection, at_least: int) -> bool:
+    """Whether at least ``at_least`` deltas wait for a fold (reads at most that many index entries)."""
+    for table in ROLLUP_TABLES:
+        n = connection.execute(text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name} WHERE folded = {PENDING} "
+                                    f"LIMIT :n) AS p"), {"n": at_least}).scalar()
+        if n >= at_least:
+            return True
+    return False
+
+
+def fold(connection: Connection) -> int:
+    """Replace the rows of every key that has deltas by one row holding their sum, in the caller's
+    transaction; returns the rows removed. Sums are unchanged at every commit, so readers never notice.
+
+    Rows a concurrent writer appends meanwhile are not marked (step 1 sees committed rows only), so they are
+    neither summed nor deleted: they wait for the next fold. On PostgreSQL one fold runs at a time (an
+    advisory lock; a second returns at once); SQLite has one writer anyway."""
+    if connection.dialect.name == "postgresql" and not connection.execute(
+            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": FOLD_LOCK_KEY}).scalar():
+        return 0
+    removed = 0
+    for table, parts in _table_parts().items():
+        name, keys, counters = table.name, parts[0].key_names, parts[0].counters
+        if not connection.exec_driver_sql(f"UPDATE {name} SET folded = 2 WHERE folded = {PENDING}").rowcount:
+            continue
+        connection.exec_driver_sql(
+            f"INSERT INTO {name} ({', '.join(keys)}, folded, {', '.join(counters)}) "
+            f"SELECT {', '.join(f't.{k}' for k in keys)}, 3, {', '.join(f'SUM(t.{c})' for c in counters)} "
+            f"{_rows_of_keys_marked(name, keys, 2)} GROUP BY {', '.join(f't.{k}' for k in keys)}")
+        removed += connection.exec_driver_sql(
+            f"DELETE FROM {name} WHERE id IN (SELECT t.id {_rows_of_keys_marked(name, keys, 3)})").rowcount
+        connection.exec_driver_sql(f"UPDATE {name} SET folded = {FOLDED} WHERE folded = 3")
+    return removed
+
+
+def _rows_of_keys_marked(name: str, keys: tuple[str, ...], mark: int) -> str:
+    """FROM … WHERE: the folded and marked-2 rows of the keys that have a row marked ``mark`` (by the key
+    index, not a scan of the table)."""
+    on = " AND ".join(f"t.{k} = d.{k}" for k in keys)
+    return (f"FROM (SELECT DISTINCT {', '.join(keys)} FROM {name} WHERE folded = {mark}) AS d "
+            f"JOIN {name} t ON {on} WHERE t.folded IN ({FOLDED}, 2)")
