@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 
-from app.cases.models import RISK_LEVELS, STATES, Case
+from app.cases.models import OPEN_STATES, RISK_LEVELS, STATES, Case
 from app.extensions import db
 
 # The levels with rows of their own. Below a township a region's cases are few enough (a village holds
@@ -119,6 +119,12 @@ CLOSED_HOURS_LEVELS = (*ROLLUP_LEVELS, "village")
 for _level in CLOSED_HOURS_LEVELS:
     Index(f"ix_cases_closed_hours_{_level}", Case.__table__.c[f"{_level}_code"], Case.__table__.c.hours_to_close,
           Case.__table__.c.closed_at, sqlite_where=text("state = 'closed'"), postgresql_where=text("state = 'closed'"))
+
+# Open cases of the city by deadline: "overdue now" for the whole city is an index-only count (the
+# townships have ix_cases_township_due). Partial, with the open states as literals in the queries too.
+OPEN_SQL = "cases.state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")"
+Index("ix_cases_open_due_city", Case.__table__.c.city_code, Case.__table__.c.due_at,
+      sqlite_where=text(OPEN_SQL.removeprefix("cases.")), postgresql_where=text(OPEN_SQL.removeprefix("cases.")))
 
 # The triggers come with the tables: rollup's DDL event installs them after ``db.create_all``.
 from app.stats import rollup  # noqa: F401
