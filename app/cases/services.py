@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -123,6 +123,16 @@ class Changes:
 
 def changes() -> Changes:
     return db.session.info.setdefault("gridcase_changes", Changes())
+
+
+_session_changes = changes  # for functions with an argument named ``changes``
+
+
+def forget_prefetched() -> None:
+    """Drop what ``prefetch_for_updates`` read: from here on the database is asked again."""
+    cache = changes().cache
+    cache.pop("events", None)
+    cache.pop("open_stages", None)
 
 
 def discard_changes() -> None:
@@ -256,10 +266,14 @@ def _event(case: Case, actor: Actor, action: str, changes: dict | None = None, d
            as_row: bool = False, ch: Changes | None = None) -> int:
     case.version = (case.version or 0) + 1
     case.updated_at = actor.now
+    ch = ch or _session_changes()
     add_row(CaseEvent, as_row, ch, case_id=case.id, version=case.version, action=action,
             actor_id=actor.user.id if actor.user is not None else None, device_id=actor.device_id,
             op_id=actor.op_id, at=actor.now, client_time=actor.client_time, changes=changes or {}, data=data or {})
     touch(case, ch)
+    known = ch.cache.get("events", {}).get(case.id)
+    if known is not None:
+        known[1].append((case.version, changes or {}))
     return case.version
 
 
@@ -545,12 +559,17 @@ def require_case_for_op(user: User, case: Case) -> None:
 
 
 def values_at(case: Case, version: int, names: list[str]) -> dict:
-    """The values the fields had at ``version``, read back from the event log."""
+    """The values the fields had at ``version``, read back from the event log (or from the events a sync
+    batch read up front for this case, see ``prefetch_for_updates``)."""
     values: dict = {}
     if version < case.version:
-        rows = db.session.scalars(select(CaseEvent.changes).where(CaseEvent.case_id == case.id,
-                                                                  CaseEvent.version > version)
-                                  .order_by(CaseEvent.version))
+        known = _session_changes().cache.get("events", {}).get(case.id)
+        if known is not None and known[0] <= version:
+            rows = (diff for v, diff in known[1] if v > version)
+        else:
+            rows = db.session.scalars(select(CaseEvent.changes).where(CaseEvent.case_id == case.id,
+                                                                      CaseEvent.version > version)
+                                      .order_by(CaseEvent.version))
         for changes in rows:
             for name in names:
                 if name in changes and name not in values:
@@ -574,11 +593,25 @@ def _normalise_changes(changes: dict) -> dict:
     return out
 
 
-def _apply_field(actor: Actor, case: Case, name: str, value, original_location: dict | None = None) -> None:
+def _check_field(actor: Actor, name: str, value) -> Region | None:
+    """What can refuse a field's new value (and the micro-grid it names). Raises Refused."""
     if name == "category":
         category = _category(value)
         if category is None or not category.active:
             raise Refused("unknown_category", errors={"changes.category": [f"unknown category {value!r}"]})
+    elif name == "micro_grid_id":
+        region = db.session.get(Region, value)
+        if region is None or region.level != "micro_grid":
+            raise Refused(errors={"changes.micro_grid_id": [f"unknown micro-grid {value!r}"]})
+        if actor.user.role != "admin" and not in_subtree(region, actor.user.region):
+            raise Refused("out_of_scope", status=403)
+        return region
+    return None
+
+
+def _apply_field(actor: Actor, case: Case, name: str, value, original_location: dict | None = None) -> None:
+    region = _check_field(actor, name, value)
+    if name == "category":
         case.category = value
     elif name == "risk_level":
         case.risk_level = value
@@ -590,11 +623,6 @@ def _apply_field(actor: Actor, case: Case, name: str, value, original_location: 
         if original_location is not None:
             case.location_original = original_location
     elif name == "micro_grid_id":
-        region = db.session.get(Region, value)
-        if region is None or region.level != "micro_grid":
-            raise Refused(errors={"changes.micro_grid_id": [f"unknown micro-grid {value!r}"]})
-        if actor.user.role != "admin" and not in_subtree(region, actor.user.region):
-            raise Refused("out_of_scope", status=403)
         old = {f"{lvl}_code": getattr(case, f"{lvl}_code") for lvl in LEVELS}
         _place(case, region)
         scope_exit = CaseScopeExit(case_id=case.id, at=actor.now, change_seq=0, **old)
@@ -603,9 +631,11 @@ def _apply_field(actor: Actor, case: Case, name: str, value, original_location: 
 
 
 def update_case(actor: Actor, case: Case, base_version: int, changes: dict, *,
-                redirected: bool = False) -> Outcome:
+                redirected: bool = False, as_row: bool = False) -> Outcome:
     """Three-way merge of an edit made at ``base_version``: fields the server has not touched since take
     the client's value; fields both changed differently keep the server's and become conflict records.
+    Everything that can refuse the edit is checked before its first write (``as_row``: its event is a
+    queued row, see ``create_case``).
 
     Raises Refused (out_of_scope, forbidden, base_version_ahead, unknown_category).
     """
@@ -619,7 +649,8 @@ def update_case(actor: Actor, case: Case, base_version: int, changes: dict, *,
     names = list(client)
     base = values_at(case, base_version, names) if not redirected else {}
     outcome = Outcome(flags=["redirected"] if redirected else [])
-    applied: dict = {}
+    apply: list[tuple[str, object, object]] = []
+    diverged: list[tuple[str, object, object, object]] = []
     for name in names:
         server_value = case.field_value(name)
         client_value = client[name]
@@ -627,28 +658,74 @@ def update_case(actor: Actor, case: Case, base_version: int, changes: dict, *,
             continue
         base_value = base.get(name, object())
         if not redirected and server_value == base_value:
-            _apply_field(actor, case, name, client_value, original_location)
-            applied[name] = [server_value, client_value]
+            apply.append((name, server_value, client_value))
         else:
-            conflict = Conflict(id=str(uuid.uuid4()), case_id=case.id, field=name,
-                                base=None if redirected else base_value, server=server_value, client=client_value,
-                                op_id=actor.op_id, device_id=actor.device_id, user_id=actor.user.id,
-                                base_version=base_version, created_at=actor.now, status="open")
-            db.session.add(conflict)
-            outcome.conflicts.append({"field": name, "base": conflict.base, "server": server_value,
-                                      "client": client_value, "conflict_id": conflict.id})
+            diverged.append((name, None if redirected else base_value, server_value, client_value))
+    for name, _, client_value in apply:
+        _check_field(actor, name, client_value)
+    applied: dict = {}
+    for name, server_value, client_value in apply:
+        _apply_field(actor, case, name, client_value, original_location)
+        applied[name] = [server_value, client_value]
+    for name, base_value, server_value, client_value in diverged:
+        conflict = Conflict(id=str(uuid.uuid4()), case_id=case.id, field=name, base=base_value, server=server_value,
+                            client=client_value, op_id=actor.op_id, device_id=actor.device_id,
+                            user_id=actor.user.id, base_version=base_version, created_at=actor.now, status="open")
+        db.session.add(conflict)
+        outcome.conflicts.append({"field": name, "base": base_value, "server": server_value,
+                                  "client": client_value, "conflict_id": conflict.id})
     if {"risk_level", "category"} & set(applied):
-        deadlines.on_limits_changed(case, actor.now)
+        _limits_changed(case, actor.now)
     if applied or outcome.conflicts:
         data = {"base_version": base_version}
         if outcome.conflicts:
             data["conflicts"] = [c["conflict_id"] for c in outcome.conflicts]
         if redirected:
             data["redirected"] = True
-        _event(case, actor, "update", changes=applied, data=data)
+        _event(case, actor, "update", changes=applied, data=data, as_row=as_row)
     if outcome.conflicts:
         outcome.status = "conflict"
     return outcome
+
+
+def _limits_changed(case: Case, now: datetime) -> None:
+    """``deadlines.on_limits_changed``, with the running stage a sync batch read up front when it has it."""
+    known = changes().cache.get("open_stages")
+    if known is None or case.id not in known:
+        deadlines.on_limits_changed(case, now)
+        return
+    stage = known[case.id]
+    if stage is not None:
+        stage.limit_minutes = deadlines.limit_minutes(stage.stage, case)
+        deadlines._schedule(stage, case, deadlines.Calendar.load(), now)
+
+
+def prefetch_for_updates(found: dict[str, Case], bases: dict[str, int]) -> None:
+    """For a sync batch whose ops on these (loaded) cases are all ``case.update``: their running stages and
+    the events after the oldest base version each op names, one query each. ``values_at`` and the merge
+    then read them from memory; ``_event`` keeps the events up to date as the batch adds its own. Only
+    while the batch runs without savepoints (nothing rolled back under the cache): the first op that needs
+    one calls ``forget_prefetched``."""
+    if not found:
+        return
+    ch = changes()
+    stages = ch.cache.setdefault("open_stages", {})
+    stages.update((cid, None) for cid in found)
+    for stage in db.session.scalars(select(CaseStage).where(CaseStage.case_id.in_(list(found)),
+                                                            CaseStage.ended_at.is_(None))
+                                    .order_by(CaseStage.started_at)):
+        stages[stage.case_id] = stage  # the latest started, as deadlines.current_stage picks
+    events = ch.cache.setdefault("events", {})
+    older = {cid: base for cid, base in bases.items() if cid in found and base < found[cid].version}
+    for cid, case in found.items():
+        events[cid] = (min(older.get(cid, case.version), case.version), [])
+    if older:
+        t = CaseEvent.__table__.c
+        for cid, version, diff in db.session.execute(
+                select(t.case_id, t.version, t.changes)
+                .where(or_(*(and_(t.case_id == cid, t.version > base) for cid, base in older.items())))
+                .order_by(t.case_id, t.version)):
+            events[cid][1].append((version, diff))
 
 
 # ---------------------------------------------------------------------------------------------- notes

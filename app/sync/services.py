@@ -156,8 +156,9 @@ class Batch:
     """What one attempt at a batch knows up front: one query each for the ops already logged or held and
     for the reports' case ids, instead of a look-up per op."""
 
-    def __init__(self, ops: list, safe: bool):
+    def __init__(self, ops: list, safe: bool, loaded: dict[str, Case]):
         self.safe = safe
+        self.loaded = loaded
         op_ids = sorted({op["op_id"].lower() for op in ops if isinstance(op, dict)
                          and isinstance(op.get("op_id"), str) and len(op["op_id"]) == 36})
         report_ids = sorted({op["report"]["id"].lower() for op in ops if isinstance(op, dict)
@@ -182,6 +183,29 @@ class Batch:
                 except (KeyError, TypeError, ValueError, OverflowError):
                     continue  # the op's own validation says what is wrong with it
         cases.prefetch_neighbours([p for p in points if all(map(math.isfinite, p))], categories, utcnow())
+        # Cases that only case.update ops of this batch touch are merged without savepoints, from their
+        # stages and events read here in one query each.
+        self.fast_updates: set[str] = set()
+        if safe:
+            return
+        kinds: dict[str, set] = {}
+        bases: dict[str, int] = {}
+        for op in ops:
+            case_id = op.get("case_id") if isinstance(op, dict) else None
+            if isinstance(case_id, str):
+                kinds.setdefault(case_id, set()).add(op.get("type"))
+                if op.get("type") == "case.update" and type(op.get("base_version")) is int:
+                    bases[case_id] = min(bases.get(case_id, op["base_version"]), op["base_version"])
+        self.fast_updates = {cid for cid, types in kinds.items() if types == {"case.update"} and cid in loaded
+                             and loaded[cid].state != "merged" and cid not in report_ids}
+        cases.prefetch_for_updates({cid: loaded[cid] for cid in self.fast_updates},
+                                   {cid: bases[cid] for cid in self.fast_updates if cid in bases})
+
+    def no_fast_updates(self) -> None:
+        """An op runs in a savepoint: what was read up front could outlive a rollback, so forget it."""
+        if self.fast_updates:
+            self.fast_updates = set()
+            cases.forget_prefetched()
 
 
 class Prepared:
@@ -266,9 +290,13 @@ def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, cli
     actor = cases.Actor(user=actor_user, device_id=device_id, op_id=op_id, client_time=client_time)
     if op["type"] == "report.create" and not batch.safe:
         result = _create_fast(batch, op, digest, actor, skew_flag)
+    elif op["type"] == "case.update" and op["case_id"] in batch.fast_updates:
+        result = _update_fast(batch, op, digest, actor, skew_flag)
     else:
+        batch.no_fast_updates()
         result = _apply_in_savepoint(batch, op, item.raw, digest, actor, skew_flag)
     if op["type"] == "report.create" and result["status"] == "applied" and result["case_id"] in batch.waiting_cases:
+        batch.no_fast_updates()
         release_held(result["case_id"])
     return result
 
@@ -287,6 +315,27 @@ def _create_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_f
     except Exception as exc:
         log.exception("report %s failed half-way; the batch runs again op by op", op["op_id"])
         raise _Unsafe() from exc
+    result = _result(actor.op_id, case, outcome)
+    batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now, as_row=True)
+    return result
+
+
+def _update_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
+    """A merge on a case read (and, on PostgreSQL, locked) up front, without a savepoint: everything that
+    can refuse it is checked before its first write; its event and log row go in with the batch's."""
+    case = batch.loaded[op["case_id"]]
+    try:
+        with db.session.no_autoflush:
+            outcome = cases.update_case(actor, case, op["base_version"], op["changes"], as_row=True)
+    except DomainError as exc:
+        return _rejected(actor.op_id, exc.code, exc.errors)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        log.exception("update %s failed half-way; the batch runs again op by op", op["op_id"])
+        raise _Unsafe() from exc
+    if skew_flag and "clock_skew" not in outcome.flags:
+        outcome.flags.append("clock_skew")
     result = _result(actor.op_id, case, outcome)
     batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now, as_row=True)
     return result
@@ -387,16 +436,19 @@ def _retryable(exc: BaseException) -> bool:
     return sqlstate in ("40001", "40P01", "55P03") or sqlstate.startswith("08")
 
 
-def _lock_cases(ops: list) -> None:
-    """Take the per-case locks of the batch up front, in id order. Taken op by op, in the order sent, two
-    batches touching the same cases in different orders wait on each other in a cycle (PostgreSQL
-    deadlocks: a second lost each time, then the whole batch answered ``retry``)."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        return  # BEGIN IMMEDIATE: one writer at a time already
+def _lock_cases(ops: list) -> dict[str, Case]:
+    """Read the batch's cases and take their per-case locks up front, in id order. Taken op by op, in the
+    order sent, two batches touching the same cases in different orders wait on each other in a cycle
+    (PostgreSQL deadlocks: a second lost each time, then the whole batch answered ``retry``). On SQLite,
+    BEGIN IMMEDIATE has made this the one writer already."""
     ids = sorted({op["case_id"].lower() for op in ops
                   if isinstance(op, dict) and isinstance(op.get("case_id"), str) and len(op["case_id"]) <= 36})
-    if ids:
-        db.session.execute(select(Case.id).where(Case.id.in_(ids)).order_by(Case.id).with_for_update())
+    if not ids:
+        return {}
+    stmt = select(Case).where(Case.id.in_(ids)).order_by(Case.id)
+    if db.session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    return {case.id: case for case in db.session.scalars(stmt)}
 
 
 def sync(user: User, token_device: str | None, raw: bytes) -> dict:
@@ -436,8 +488,8 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             cases.discard_changes()
             user = db.session.get(User, user_id)
             # only the ops that passed validation: a bad case_id must not fail the whole batch
-            _lock_cases([item.raw for item in prepared if item.answer is None])
-            batch = Batch([item.raw for item in prepared if item.answer is None], safe)
+            valid = [item.raw for item in prepared if item.answer is None]
+            batch = Batch(valid, safe, _lock_cases(valid))
             results = [apply_op(batch, item, user, envelope["device_id"], client_time, skew_flag)
                        for item in prepared]
             _record_device(user, envelope, now)

@@ -1,0 +1,132 @@
+"""A batch's fast paths (reports as Core rows, merges without savepoints from cases, stages and events read
+up front) answer and store exactly what the op-by-op path does, alone and mixed with the ops that need it."""
+
+from __future__ import annotations
+
+from helpers import Phone, fake_hash, new_id, note_op, report_op, transition_op, update_op
+from sqlalchemy import func, select
+
+from app.cases.models import Case, CaseEvent, CasePhoto, CaseStage, Conflict
+from app.extensions import db
+from app.sync.models import OpLog
+
+
+def _events(case_id):
+    return [(e.version, e.action, e.changes) for e in db.session.scalars(
+        select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.version))]
+
+
+def test_a_batch_of_reports_is_stored_whole(app, client, auth):
+    worker = Phone(client, auth, "wanggeyuan")
+    shared = fake_hash("shared photo")
+    ops = [report_op(photos=[fake_hash(f"p{i}"), shared] if i < 2 else [fake_hash(f"p{i}")]) for i in range(5)]
+    ops.append(report_op(handled_on_spot=True, risk="red"))
+    results = worker.sync(*ops, client_time="now")["results"]
+    assert [r["status"] for r in results] == ["applied"] * 6
+    with app.app_context():
+        cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_([r["case_id"] for r in results])))}
+        assert len(cases) == 6
+        numbers = sorted(c.number for c in cases.values())
+        assert len(set(numbers)) == 6 and all(numbers)
+        assert len({c.change_seq for c in cases.values()}) == 6 and all(c.change_seq > 0 for c in cases.values())
+        for r in results:
+            case = cases[r["case_id"]]
+            assert case.version == 1 and r["case_version"] == 1
+            assert _events(case.id)[0][:2] == (1, "create")
+            stage = db.session.scalars(select(CaseStage).where(CaseStage.case_id == case.id)).one()
+            assert stage.stage == ("close" if case.handled_on_spot else "accept")
+            assert case.stage == stage.stage and case.due_at == stage.due_at and case.due_at is not None
+            assert case.warn_at is not None and case.warn_at < case.due_at
+            logged = db.session.get(OpLog, r["op_id"])
+            assert logged.status == "applied" and logged.result["case_id"] == case.id
+        # the later of two cases sharing a photo is the one flagged
+        first, second = cases[results[0]["case_id"]], cases[results[1]["case_id"]]
+        assert "photo_reused" not in first.flags and "photo_reused" in second.flags
+        links = db.session.scalars(select(CasePhoto).where(CasePhoto.case_id == second.id)
+                                   .order_by(CasePhoto.position)).all()
+        assert [link.position for link in links] == [0, 1] and "photo_reused" in links[1].flags
+        assert cases[results[5]["case_id"]].state == "resolved"
+        # all of them missing their photos
+        assert results[0]["missing_photos"] == [fake_hash("p0"), shared]
+    # replayed whole: the same answers, nothing new
+    again = worker.sync(*ops, client_time="now")["results"]
+    assert [r["status"] for r in again] == ["duplicate"] * 6
+    assert [r["case_id"] for r in again] == [r["case_id"] for r in results]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Case)
+                                 .where(Case.id.in_([r["case_id"] for r in results]))) == 6
+
+
+def test_several_merges_on_one_case_in_one_batch(app, client, auth):
+    worker = Phone(client, auth, "wanggeyuan")
+    reviewer = Phone(client, auth, "reviewer")
+    case_id = worker.one(report_op(risk="yellow", description="初始"))["case_id"]
+    reviewer.one(update_op(case_id, 1, {"description": "审核改"}))  # version 2
+    ops = [update_op(case_id, 1, {"risk_level": "red"}),  # applies (version 3)
+           update_op(case_id, 1, {"description": "手机改"}),  # conflict: the server changed it since 1
+           update_op(case_id, 2, {"risk_level": "blue"}),  # conflict: red since 2 (this batch's own change)
+           update_op(case_id, 4, {"description": "再改"})]  # at the version just made: applies
+    results = worker.sync(*ops, client_time="now")["results"]
+    assert [r["status"] for r in results] == ["applied", "conflict", "conflict", "applied"]
+    assert [r["case_version"] for r in results] == [3, 4, 5, 6]
+    assert results[1]["conflicts"][0]["server"] == "审核改"
+    assert results[2]["conflicts"][0] == {**results[2]["conflicts"][0], "base": "yellow", "server": "red",
+                                          "client": "blue"}
+    with app.app_context():
+        case = db.session.get(Case, case_id)
+        assert (case.risk_level, case.description, case.version) == ("red", "再改", 6)
+        assert [v for v, _, _ in _events(case_id)] == [1, 2, 3, 4, 5, 6]
+        stage = db.session.scalars(select(CaseStage).where(CaseStage.case_id == case_id)).one()
+        assert stage.limit_minutes == 2 * 60 and case.due_at == stage.due_at  # red's accept limit
+        assert db.session.scalar(select(func.count()).select_from(Conflict).where(Conflict.case_id == case_id)) == 2
+
+
+def test_a_refused_merge_in_a_batch_leaves_nothing_behind(app, client, auth):
+    worker = Phone(client, auth, "wanggeyuan")
+    one = worker.one(report_op(risk="yellow"))["case_id"]
+    two = worker.one(report_op(risk="yellow"))["case_id"]
+    results = worker.sync(update_op(one, 1, {"risk_level": "red", "category": "no_such_category"}),
+                          update_op(two, 1, {"risk_level": "blue"}), client_time="now")["results"]
+    assert results[0]["status"] == "rejected" and results[0]["code"] == "unknown_category"
+    assert results[1]["status"] == "applied"
+    with app.app_context():
+        case = db.session.get(Case, one)
+        assert (case.risk_level, case.version) == ("yellow", 1)
+        assert len(_events(one)) == 1
+        assert db.session.get(OpLog, results[0]["op_id"]) is None  # refused: not logged, may be fixed
+        assert db.session.get(Case, two).risk_level == "blue"
+
+
+def test_reports_merges_notes_and_transitions_in_one_batch(app, client, auth):
+    worker = Phone(client, auth, "wanggeyuan")
+    reviewer = Phone(client, auth, "reviewer")
+    old = worker.one(report_op(risk="yellow"))["case_id"]
+    other = worker.one(report_op(risk="yellow"))["case_id"]
+    new = new_id()
+    ops = [update_op(old, 1, {"risk_level": "red"}),  # fast, before any op needing a savepoint
+           report_op(report_id=new),
+           update_op(new, 1, {"description": "同批次内修改"}),  # on the report just sent
+           note_op(other),  # needs a savepoint: the rest go op by op
+           update_op(old, 2, {"description": "之后"}),
+           report_op()]
+    results = worker.sync(*ops, client_time="now")["results"]
+    assert [r["status"] for r in results] == ["applied"] * 6
+    assert [r["case_version"] for r in results] == [2, 1, 2, 2, 3, 1]
+    with app.app_context():
+        assert db.session.get(Case, new).description == "同批次内修改"
+        assert db.session.get(Case, new).number is not None
+        assert db.session.get(Case, old).description == "之后"
+        assert [v for v, _, _ in _events(old)] == [1, 2, 3]
+    accepted = reviewer.one(transition_op(old, 3, "accept"))
+    assert accepted["status"] == "applied"
+    # a held op is released by its report in a later batch, beside fast merges
+    held_case = new_id()
+    held = worker.one(update_op(held_case, 1, {"risk_level": "red"}))
+    assert held["status"] == "held"
+    results = worker.sync(update_op(other, 2, {"risk_level": "blue"}), report_op(report_id=held_case),
+                          update_op(other, 3, {"description": "最后"}), client_time="now")["results"]
+    assert [r["status"] for r in results] == ["applied"] * 3
+    with app.app_context():
+        assert db.session.get(Case, held_case).risk_level == "red"
+        assert db.session.get(OpLog, held["op_id"]).result["was_held"] is True
+        assert db.session.get(Case, other).description == "最后"
