@@ -25,9 +25,11 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    type_coerce,
     union,
 )
 from sqlalchemy import case as sql_case
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BooleanClauseList
@@ -86,11 +88,18 @@ COLUMNS = (
 )
 
 
-def _flag_criterion(flag: str):
-    # flags is a JSON list of plain names; as text each one stands in double quotes, on both engines.
+def _flag_criterion(flag: str, dialect: str):
+    """flags is a JSON list of plain names (JSONB on PostgreSQL). As text each name stands in double quotes on
+    both engines, which is how "any" (a name at all) and SQLite find them; on PostgreSQL one name is JSONB
+    containment, the same test as a GIN look-up (ix_cases_flags)."""
     text = cast(Case.flags, String)
     if flag == "any":
+        if dialect == "postgresql":  # implied by the LIKE; said so, the planner sees from the column's
+            # statistics that few cases have flags (it has none for the LIKE and guesses most have)
+            return and_(Case.flags.is_not(None), Case.flags != type_coerce([], JSONB), text.like('%"%'))
         return and_(Case.flags.is_not(None), text.like('%"%'))
+    if dialect == "postgresql":
+        return type_coerce(Case.flags, JSONB).contains([flag])
     return text.like(f'%"{flag}"%')
 
 
@@ -115,7 +124,7 @@ def criteria(user: User, filters: dict, now: datetime) -> list:
         overdue = overdue_criterion(now)
         where.append(overdue if filters["overdue"] else not_(overdue))
     if filters.get("flag"):
-        where.append(_flag_criterion(filters["flag"]))
+        where.append(_flag_criterion(filters["flag"], db.session.get_bind().dialect.name))
     if filters.get("has_conflicts") is not None:
         # open conflicts are few: as IN, the planner can start from them instead of probing every case
         open_ids = select(Conflict.case_id).where(Conflict.status == "open")

@@ -15,10 +15,12 @@ from factories import (
     VILLAGE_A1,
 )
 from helpers import Phone, report_op, update_op
+from sqlalchemy import event, inspect, select, text
 
 from app.cases import deadlines, queue
 from app.cases.models import Case
 from app.extensions import db
+from app.users.models import User
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 
@@ -175,6 +177,115 @@ def test_flag_any_and_number_search(app, client, cases, reviewer):
     with app.app_context():
         number = db.session.get(Case, cases["ebike"]).number
     assert _ids(client, reviewer, f"q={number.lower()}") == {cases["ebike"]}
+
+
+def _matching(app, cases, q: str) -> set[str]:
+    """Town A's cases whose number or description holds ``q``, whatever its case: the search, in Python."""
+    with app.app_context():
+        rows = [db.session.get(Case, cid) for cid in _names(cases, *TOWN_A_CASES)]
+        return {c.id for c in rows if q.lower() in c.number.lower() or q.lower() in c.description.lower()}
+
+
+def test_text_search_finds_numbers_whole_and_in_part(app, client, cases, reviewer):
+    """q is a substring of the number or the description, whatever its case, on both engines (PostgreSQL
+    answers it from trigram indexes, SQLite by reading the rows: the same cases either way)."""
+    with app.app_context():
+        numbers = {key: db.session.get(Case, cid).number for key, cid in cases.items()}
+    fire = numbers["fire"]  # e.g. RA-2026-000001
+    prefix, year, seq = fire.split("-")
+    # another case's description quotes the fire's number: the two fields are one search
+    _tweak(app, cases["closed"], description=f"与{fire}为同一处，已合并处理")
+    assert _ids(client, reviewer, f"q={fire}") == _names(cases, "fire", "closed")  # exactly
+    assert _ids(client, reviewer, f"q={fire.lower()}") == _names(cases, "fire", "closed")
+    assert _ids(client, reviewer, f"q={fire}0") == set()  # longer than any number
+    assert _ids(client, reviewer, f"q={numbers['town_b']}") == set()  # scope first: B's number, A's reviewer
+    assert len(_ids(client, reviewer, f"q={prefix}-{year}-")) == len(TOWN_A_CASES)  # every number
+    for q in (f"{prefix}-{year}-", prefix.lower(), fire[len(prefix) - 1:], f"-{seq}", seq[-3:], seq[-1],
+              f"{year}-{seq[:3]}", "-"):
+        assert _ids(client, reviewer, f"q={q}") == _matching(app, cases, q), q
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("q=楼道堆放杂物，堵塞消防通道", ("fire",)),  # a whole description
+    ("q=堆放", ("fire", "dup")),
+    ("q=杂物堆放", ("dup",)),
+    ("q=电", ("ebike",)),  # one character
+    ("q=楼道", ("fire", "ebike")),
+    ("q=充电 ebike", ("ebike",)),  # Chinese and Latin, the Latin in another case than written
+    ("q=充电EBike", ()),  # the space counts
+    ("q=消防通道堵塞", ()),  # the same words in another order
+    ("q=河道堤防渗水", ("suspended",)),
+    ("q=隐患", ("volunteer",)),  # town B's "玉海街道的隐患" is outside the scope
+    ("q=，", ("fire",)),  # a full-width comma
+])
+def test_text_search_in_chinese_descriptions(client, cases, reviewer, query, expected):
+    assert _ids(client, reviewer, query) == _names(cases, *expected)
+
+
+@pytest.mark.parametrize("flags, queries", [
+    # (the dup case's flags, {flag filter: does it find the dup case})
+    (["clock_skew", "possible_duplicate"], {"possible_duplicate": True, "clock_skew": True, "any": True,
+                                            "possible": False, "duplicate": False, "skew": False}),
+    (["outside_micro_grid"], {"outside_micro_grid": True, "any": True, "possible_duplicate": False,
+                              "micro_grid": False}),
+    ([], {"any": False, "possible_duplicate": False}),
+    (None, {"any": False, "possible_duplicate": False}),
+])
+def test_flag_filter_is_one_whole_name(app, client, cases, reviewer, flags, queries):
+    _tweak(app, cases["dup"], flags=flags)
+    with app.app_context():  # the column keeps the list as written
+        assert db.session.get(Case, cases["dup"]).flags == flags
+    for flag, found in queries.items():
+        assert (cases["dup"] in _ids(client, reviewer, f"flag={flag}")) is found, flag
+    # a flag filter narrows, the others' flags are theirs: no case without flags ever comes back
+    with app.app_context():
+        flagged = {cid for cid in _names(cases, *TOWN_A_CASES) if db.session.get(Case, cid).flags}
+    assert _ids(client, reviewer, "flag=any") == flagged
+
+
+PG_ONLY_INDEXES = {"ix_cases_description_trgm": "q", "ix_cases_number_trgm": "q", "ix_cases_flags": "flag"}
+
+
+def _plan(stmt) -> str:
+    """PostgreSQL's plan for ``stmt``, its parameters bound as the queue binds them."""
+    conn = db.session.connection()
+
+    def explain(conn, cursor, statement, parameters, context, executemany):
+        return "EXPLAIN " + statement, parameters
+
+    event.listen(conn, "before_cursor_execute", explain, retval=True)
+    try:
+        return "\n".join(row[0] for row in conn.execute(stmt))
+    finally:
+        event.remove(conn, "before_cursor_execute", explain)
+
+
+def test_text_and_flag_filters_are_index_look_ups_on_postgresql(app, client, cases, auth, db_kind):
+    """On PostgreSQL q and a flag are answered from GIN indexes (trigrams, JSONB), and the cases they find
+    are the ones a read of every row finds; SQLite has none of these indexes and reads the rows."""
+    admin = auth.headers("admin")
+    with app.app_context():
+        names = {ix["name"] for ix in inspect(db.engine).get_indexes("cases")}
+        number = db.session.get(Case, cases["ebike"]).number
+    if db_kind == "sqlite":
+        assert not names & set(PG_ONLY_INDEXES)
+        return
+    assert set(PG_ONLY_INDEXES) <= names
+    _tweak(app, cases["closed"], flags=["clock_skew", "possible_duplicate"])
+    searches = [{"q": number}, {"q": number[3:].lower()}, {"q": "楼道"}, {"q": "杂物堆放"}, {"q": "电"},
+                {"flag": "possible_duplicate"}, {"flag": "clock_skew"}]
+    with app.app_context():
+        user = db.session.execute(select(User).where(User.username == "admin")).scalar_one()
+        for filters in searches:
+            query = "&".join(f"{k}={v}" for k, v in filters.items())
+            everything = _ids(client, admin, query)  # a small table: PostgreSQL reads it whole
+            stmt = select(Case.id).where(*queue.criteria(user, filters, datetime.now(UTC)))
+            db.session.execute(text("SET LOCAL enable_seqscan = off"))
+            db.session.execute(text("SET LOCAL enable_indexscan = off"))  # no walk of another index either
+            plan = _plan(stmt)
+            assert any(ix in plan for ix, kind in PG_ONLY_INDEXES.items() if kind in filters), (filters, plan)
+            assert {row.id for row in db.session.execute(stmt)} == everything, filters
+            db.session.rollback()
 
 
 def test_region_outside_scope_is_404(client, cases, reviewer, auth):
