@@ -1,9 +1,12 @@
 """Review benchmark: the review queue's page time and the XLSX export, on a county-sized case table.
 
     .venv/bin/python bench/review_bench.py [--db sqlite|postgresql] [--cases 1000000] [--iterations 200]
-                                           [--export 100000] [--sqlite-file PATH]
+                                           [--export 100000] [--sqlite-file PATH] [--pg-url URL] [--by-kind]
 
 ``--sqlite-file`` keeps the seeded SQLite database (and reuses it when it exists: seeding takes minutes).
+``--pg-url`` uses an existing, empty or already seeded, PostgreSQL database instead of a throwaway server
+(seeded when it has no cases yet, kept afterwards); ``--export 0`` skips the export; ``--by-kind`` prints the
+median and maximum of every kind of request, not only the five slowest.
 openpyxl writes XLSX through lxml when lxml is importable and through a pure-Python writer otherwise; the
 export figure depends on it (see bench/RESULTS.md).
 
@@ -65,7 +68,8 @@ OPEN = {"reported", "accepted", "assigned", "in_progress", "resolved", "returned
 CLOSE_LIMIT_H = {"red": 24, "yellow": 72, "blue": 168}
 
 
-from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
+from machine import machine
+
 
 def _pick(rng: random.Random, mix):
     names = [n for n, _ in mix]
@@ -332,8 +336,9 @@ def bench_queue(client, headers: dict, iterations: int) -> dict:
         by_query.setdefault(f"{who}: {query or '(default)'}"[:90], []).append(elapsed)
     times.sort()
     slowest = sorted(((max(v), q) for q, v in by_query.items()), reverse=True)[:5]
+    kinds = sorted(((statistics.median(v), max(v), q) for q, v in by_query.items()), reverse=True)
     return {"n": len(times), "kinds": len(calls), "p50": statistics.median(times),
-            "p95": times[int(0.95 * (len(times) - 1))], "max": times[-1], "slowest": slowest}
+            "p95": times[int(0.95 * (len(times) - 1))], "max": times[-1], "slowest": slowest, "by_kind": kinds}
 
 
 def _rss_kib(field: str) -> int:
@@ -405,6 +410,9 @@ def main() -> None:
     parser.add_argument("--export", type=int, default=100_000)
     parser.add_argument("--pg-random-page-cost", type=float, default=1.1)
     parser.add_argument("--sqlite-file", help="keep the SQLite database here; reuse it if it exists (no seeding)")
+    parser.add_argument("--pg-url", help="an existing PostgreSQL database (SQLAlchemy URL) to seed if it has no "
+                                         "cases and to keep")
+    parser.add_argument("--by-kind", action="store_true", help="median and max of every kind of request")
     args = parser.parse_args()
     TOTAL_CASES = args.cases
     print("machine:", ", ".join(f"{k}={v}" for k, v in machine().items()))
@@ -414,7 +422,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         server = None
-        if args.db == "postgresql":
+        reuse = bool(args.sqlite_file) and Path(args.sqlite_file).exists()
+        if args.pg_url:
+            from sqlalchemy import create_engine, inspect, make_url, text
+
+            url = args.pg_url
+            engine = create_engine(url, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{make_url(url).database}" SET random_page_cost = '
+                                  f'{args.pg_random_page_cost}'))
+                reuse = inspect(conn).has_table("cases") and conn.execute(
+                    text("SELECT EXISTS (SELECT 1 FROM cases)")).scalar()
+            engine.dispose()
+        elif args.db == "postgresql":
             from pgserver import start_postgres
 
             server = start_postgres(Path(tmp) / "pg")
@@ -425,13 +445,12 @@ def main() -> None:
             server._execute(f"ALTER DATABASE review_bench SET random_page_cost = {args.pg_random_page_cost}")
         else:
             url = f"sqlite:///{args.sqlite_file or f'{tmp}/review.sqlite3'}"
-        reuse = bool(args.sqlite_file) and Path(args.sqlite_file).exists()
         try:
             app = create_app({"TESTING": True, "DATABASE_URL": url, "MEDIA_DIR": tmp, "ARGON2_TIME_COST": 1,
                               "ARGON2_MEMORY_KIB": 1024, "LOGIN_RATE_LIMIT": "1000 per minute",
                               "LOGIN_IP_RATE_LIMIT": "1000 per minute"})
             if reuse:
-                print(f"reusing {args.sqlite_file}")
+                print(f"reusing {args.pg_url or args.sqlite_file}")
             else:
                 s = seed(app, args.cases)
                 print(f"seeded ({args.db}): {s['regions']:,} regions ({s['micro_grids']:,} micro-grids), "
@@ -446,7 +465,10 @@ def main() -> None:
                   f"p50 {q['p50']:.1f} ms, p95 {q['p95']:.1f} ms ({verdict} the 50 ms target), max {q['max']:.1f} ms")
             for worst, query in q["slowest"]:
                 print(f"      slowest: {worst:6.1f} ms  {query}")
-            for e in bench_export(client, headers, args.export).values():
+            if args.by_kind:
+                for median, worst, query in q["by_kind"]:
+                    print(f"      median {median:6.1f} ms, max {worst:6.1f} ms  {query}")
+            for e in (bench_export(client, headers, args.export) if args.export else {}).values():
                 print(f"(b) XLSX export of {e['rows']:,} cases: {e['seconds']:.1f} s, {e['mb']:.1f} MB; RSS before "
                       f"{e['rss_before_mib']:.0f} MiB, peak during {e['peak_rss_mib']:.0f} MiB "
                       f"(+{e['peak_growth_mib']:.0f} MiB)")
