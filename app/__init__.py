@@ -138,9 +138,10 @@ def register_commands(app: Flask) -> None:
     from app.cases.commands import calendar_cli, cases_cli
     from app.demo.commands import demo_cli
     from app.regions.commands import regions_cli
+    from app.stats.commands import stats_cli
     from app.users.commands import users_cli
 
-    for group in (regions_cli, users_cli, demo_cli, cases_cli, calendar_cli, backup_cli):
+    for group in (regions_cli, users_cli, demo_cli, cases_cli, calendar_cli, backup_cli, stats_cli):
         app.cli.add_command(group)
 
 
