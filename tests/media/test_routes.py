@@ -228,6 +228,44 @@ class TestQuota:
         assert put(client, worker.headers, first).status_code == 200
         assert put(client, auth.headers("worker_a2"), second).status_code == 201
 
+    def test_a_body_without_content_length_is_checked_once_it_has_arrived(self, app, client, worker, photos):
+        # Chunked transfer: nothing to check up front, so the spooled size is checked before the pipeline.
+        first = (photos / "DSCN0010.jpg").read_bytes()
+        second = (photos / "DSCN0012.jpg").read_bytes()
+        assert put(client, worker.headers, first).status_code == 201
+        import json
+
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        environ = EnvironBuilder(path=f"/api/v1/media/{sha(second)}", method="PUT", data=second,
+                                 headers={**worker.headers, "Content-Type": "application/octet-stream"}).get_environ()
+        del environ["CONTENT_LENGTH"]  # what gunicorn passes on for Transfer-Encoding: chunked
+        environ["wsgi.input_terminated"] = True
+        body, status, _headers = run_wsgi_app(app, environ, buffered=True)
+        assert status.startswith("429"), status
+        assert json.loads(b"".join(body))["code"] == "upload_quota"
+        assert photo_rows(app) == 1
+
+    def test_an_upload_queries_the_quota_once(self, app, client, worker, photos):
+        from sqlalchemy import event
+
+        from app.extensions import db
+
+        sums = []
+
+        def count(conn, cursor, statement, *args):
+            if "sum(" in statement.lower() and "photos" in statement.lower():
+                sums.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert put(client, worker.headers, (photos / "DSCN0010.jpg").read_bytes()).status_code == 201
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert len(sums) == 1, sums
+
 
 def test_concurrent_puts_of_one_photo_leave_one_row(app, worker, jpeg):
     results = []
