@@ -454,87 +454,128 @@ def _possible_duplicates(case: Case, ch: Changes | None = None) -> list[str]:
 # ---------------------------------------------------------------------------------------------- create
 
 
-def create_case(actor: Actor, report: dict, *, skew_flag: bool = False, rows: bool = False) -> tuple[Case, Outcome]:
-    """A report becomes a case in state ``reported`` (``resolved`` when handled on the spot).
+@dataclass
+class ReportPlan:
+    """What a report will become, worked out from reference data only (categories, regions, the calendar
+    and limits): a sync batch does this before it takes the write lock. ``early`` and ``late`` are the
+    refusals found before and after the point where the case's existence is checked (the order in which
+    ``create_case`` reports them)."""
 
-    With ``rows``, the case and its event, stage and photo links are plain namespaces queued for one Core
-    INSERT per table (a sync batch's fast path; ``flush_rows`` writes them early for ops that read them);
-    every check that can refuse the report runs before the first of them is made. Raises Refused
-    (validation_failed, unknown_category, out_of_scope, no_micro_grid, case_exists) and Forbidden.
-    """
+    now: datetime
+    report: dict
+    early: Refused | None = None
+    late: Refused | None = None
+    values: dict = field(default_factory=dict)  # the case's columns, but its flags and duplicates
+    flags: list[str] = field(default_factory=list)
+    stage: dict = field(default_factory=dict)
+
+
+def plan_report(actor: Actor, report: dict, *, skew_flag: bool = False) -> ReportPlan:
+    """The part of ``create_case`` that needs no write lock: checks, place, flags, the first stage."""
+    plan = ReportPlan(now=actor.now, report=report)
     user = actor.user
-    batch = changes()
-    category = _category(report["category"], batch)
-    if category is None or not category.active:
-        raise Refused("unknown_category", errors={"report.category": [f"unknown category {report['category']!r}"]})
-    if user.role not in (category.roles or []) and user.role != "admin":
-        raise Refused("forbidden", status=403,
-                      errors={"report.category": [f"a {user.role} may not report {category.code}"]})
-    if report.get("handled_on_spot") and user.role == "volunteer":
-        raise Refused("forbidden", status=403,
-                      errors={"report.handled_on_spot": ["only grid staff close a matter on the spot"]})
-    exists = report["id"] in batch.new_cases or (
-        report["id"] in batch.existing_ids if batch.existing_ids is not None
-        else db.session.get(Case, report["id"]) is not None)
-    if exists:
-        raise Refused("case_exists", status=409, errors={"report.id": ["a case with this id exists already"]})
-
+    ch = changes()
+    category = _category(report["category"], ch)
+    try:
+        if category is None or not category.active:
+            raise Refused("unknown_category",
+                          errors={"report.category": [f"unknown category {report['category']!r}"]})
+        if user.role not in (category.roles or []) and user.role != "admin":
+            raise Refused("forbidden", status=403,
+                          errors={"report.category": [f"a {user.role} may not report {category.code}"]})
+        if report.get("handled_on_spot") and user.role == "volunteer":
+            raise Refused("forbidden", status=403,
+                          errors={"report.handled_on_spot": ["only grid staff close a matter on the spot"]})
+    except Refused as exc:
+        plan.early = exc
+        return plan
     lat, lon, accuracy, original = _resolve_location(report.get("location"))
-    region, flags = _micro_grid_for(actor, report.get("micro_grid_id"), lat, lon, accuracy, batch)
-    _check_report_scope(actor, region)
+    try:
+        region, flags = _micro_grid_for(actor, report.get("micro_grid_id"), lat, lon, accuracy, ch)
+        _check_report_scope(actor, region)
+    except Refused as exc:
+        plan.late = exc
+        return plan
     if skew_flag:
         flags.append("clock_skew")
-    flags = [f for f in flags if f != "micro_grid_from_location"] + (
+    plan.flags = [f for f in flags if f != "micro_grid_from_location"] + (
         ["micro_grid_from_location"] if "micro_grid_from_location" in flags else [])
-
     on_spot = bool(report.get("handled_on_spot"))
     captured_at = report.get("captured_at")
     cell_lat, cell_lon = cell_of(lat, lon) if lat is not None else (None, None)
-    case = add_row(
-        Case, rows, batch, id=report["id"], number=None, category=category.code, risk_level=report["risk_level"],
+    plan.values = dict(
+        id=report["id"], number=None, category=category.code, risk_level=report["risk_level"],
         description=report.get("description") or "", state="resolved" if on_spot else "reported",
         level="grid", handled_on_spot=on_spot, reporter_id=user.id, reporter_device_id=actor.device_id,
         lat=lat, lon=lon, accuracy_m=accuracy, location_original=original, cell_lat=cell_lat, cell_lon=cell_lon,
         captured_at=captured_at, captured_at_raw=captured_at.isoformat() if captured_at else None,
         clock_skew_s=round((actor.client_time - actor.now).total_seconds(), 1)
         if actor.client_time is not None else None,
-        reported_at=actor.now, updated_at=actor.now, version=0, flags=[], duplicate_of=[], change_seq=0,
+        reported_at=actor.now, updated_at=actor.now, version=0, change_seq=0,
         **{f"{level}_code": getattr(region, f"{level}_code") for level in LEVELS})
+    # the first stage (deadlines.on_created), worked out on a stand-in for the case
+    name = "close" if on_spot else "accept"
+    stand_in = SimpleNamespace(**plan.values)
+    stage = SimpleNamespace(case_id=report["id"], stage=name, started_at=actor.now,
+                            limit_minutes=deadlines.limit_minutes(name, stand_in), consumed_s=0.0,
+                            running_since=actor.now, due_at=None, warn_at=None, ended_at=None, outcome=None,
+                            escalated_at=None)
+    deadlines._schedule(stage, stand_in, deadlines.Calendar.load(), actor.now)  # due and warn, on both
+    plan.stage = vars(stage)
+    plan.values.update(stage=stand_in.stage, due_at=stand_in.due_at, warn_at=stand_in.warn_at)
+    return plan
+
+
+def create_case(actor: Actor, report: dict, *, skew_flag: bool = False, rows: bool = False,
+                plan: ReportPlan | None = None) -> tuple[Case, Outcome]:
+    """A report becomes a case in state ``reported`` (``resolved`` when handled on the spot).
+
+    With ``rows``, the case and its event, stage and photo links are plain namespaces queued for one Core
+    INSERT per table (a sync batch's fast path; ``flush_rows`` writes them early for ops that read them);
+    every check that can refuse the report runs before the first of them is made. ``plan`` is what
+    ``plan_report`` worked out before (with the same ``actor.now``). Raises Refused (validation_failed,
+    unknown_category, out_of_scope, no_micro_grid, case_exists) and Forbidden.
+    """
+    plan = plan or plan_report(actor, report, skew_flag=skew_flag)
+    if plan.early is not None:
+        raise plan.early
+    batch = changes()
+    exists = report["id"] in batch.new_cases or (
+        report["id"] in batch.existing_ids if batch.existing_ids is not None
+        else db.session.get(Case, report["id"]) is not None)
+    if exists:
+        raise Refused("case_exists", status=409, errors={"report.id": ["a case with this id exists already"]})
+    if plan.late is not None:
+        raise plan.late
+
+    values = plan.values
+    case = add_row(Case, rows, batch, flags=[], duplicate_of=[], **values)
     batch.new_cases[case.id] = case
+    lat, lon = values["lat"], values["lon"]
     if lat is not None:
-        batch.new_by_cell.setdefault((case.category, cell_lat, cell_lon), []).append(
+        batch.new_by_cell.setdefault((case.category, values["cell_lat"], values["cell_lon"]), []).append(
             (case.id, lat, lon, case.reported_at))
 
-    outcome = Outcome(flags=list(flags))
+    outcome = Outcome(flags=list(plan.flags))
     dups = _possible_duplicates(case, batch)
     if dups:
         outcome.flags.append("possible_duplicate")
         outcome.duplicate_of = dups
         case.duplicate_of = dups
     _add_flags(case, outcome.flags)
-    location = {"lat": lat, "lon": lon, "accuracy_m": accuracy} if lat is not None else None
+    location = {"lat": lat, "lon": lon, "accuracy_m": values["accuracy_m"]} if lat is not None else None
+    on_spot = values["handled_on_spot"]
     version = _event(case, actor, "create", changes={
         "state": [None, case.state], "category": [None, case.category], "risk_level": [None, case.risk_level],
         "description": [None, case.description], "micro_grid_id": [None, case.micro_grid_code],
         "location": [None, location], "level": [None, "grid"]},
         data={"flags": outcome.flags, "duplicate_of": dups, "handled_on_spot": on_spot,
-              "location_original": original, "captured_at": case.captured_at_raw}, as_row=rows, ch=batch)
+              "location_original": values["location_original"], "captured_at": values["captured_at_raw"]},
+        as_row=rows, ch=batch)
     _link_photos(case, actor, report.get("photos") or [], "rectification" if on_spot else "evidence", version,
                  as_row=rows, ch=batch)
-    if rows:
-        _first_stage_row(case, actor.now, batch)
-    else:
-        deadlines.on_created(case, actor.now)
+    add_row(CaseStage, rows, batch, **plan.stage)
     return case, outcome
-
-
-def _first_stage_row(case, now: datetime, ch: Changes) -> None:
-    """``deadlines.on_created`` for a case made of rows: its first stage, queued as a row too."""
-    name = "close" if case.state == "resolved" else "accept"
-    stage = add_row(CaseStage, True, ch, case_id=case.id, stage=name, started_at=now,
-                    limit_minutes=deadlines.limit_minutes(name, case), consumed_s=0.0, running_since=now,
-                    due_at=None, warn_at=None, ended_at=None, outcome=None, escalated_at=None)
-    deadlines._schedule(stage, case, deadlines.Calendar.load(), now)  # due and warn instants, on both
 
 
 # ---------------------------------------------------------------------------------------------- permissions

@@ -212,10 +212,11 @@ class Prepared:
     """One op after the checks that need no write lock: either its answer already (refused, or logged
     before: a replay) or the validated op and the hash of what was sent."""
 
-    __slots__ = ("raw", "op", "digest", "answer")
+    __slots__ = ("raw", "op", "digest", "answer", "plan")
 
     def __init__(self, raw, op=None, digest=None, answer=None):
         self.raw, self.op, self.digest, self.answer = raw, op, digest, answer
+        self.plan: cases.ReportPlan | None = None  # a report's checks and place, worked out before the lock
 
 
 def logged_ops(op_ids: list[str]) -> dict:
@@ -289,7 +290,7 @@ def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, cli
 
     actor = cases.Actor(user=actor_user, device_id=device_id, op_id=op_id, client_time=client_time)
     if op["type"] == "report.create" and not batch.safe:
-        result = _create_fast(batch, op, digest, actor, skew_flag)
+        result = _create_fast(batch, op, digest, actor, skew_flag, item.plan)
     elif op["type"] == "case.update" and op["case_id"] in batch.fast_updates:
         result = _update_fast(batch, op, digest, actor, skew_flag)
     else:
@@ -301,13 +302,16 @@ def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, cli
     return result
 
 
-def _create_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
+def _create_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool,
+                 plan: cases.ReportPlan | None) -> dict:
     """A report, without a savepoint and without ORM objects: every check that can refuse it runs before
     its first row is made, and the rows of the whole batch go to the database together at the end, one
     Core INSERT per table."""
+    if plan is not None:
+        actor.now = plan.now
     try:
         with db.session.no_autoflush:
-            case, outcome = cases.create_case(actor, op["report"], skew_flag=skew_flag, rows=True)
+            case, outcome = cases.create_case(actor, op["report"], skew_flag=skew_flag, rows=True, plan=plan)
     except DomainError as exc:
         return _rejected(op["op_id"].lower(), exc.code, exc.errors)
     except OperationalError:
@@ -467,6 +471,7 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
                      and _UUID_SHAPE.fullmatch(op["op_id"])})
     logged = logged_ops(op_ids)
     prepared = [prepare(raw_op, logged) for raw_op in ops]
+    _plan_reports(prepared, user, envelope["device_id"], client_time, skew_flag)
     db.session.commit()
     begin = set_begin_mode("IMMEDIATE")
     try:
@@ -475,6 +480,17 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
         reset_begin_mode(begin)
     return {"server_time": now.isoformat(), "clock_skew_s": None if skew is None else round(skew, 1),
             "results": results}
+
+
+def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_time, skew_flag: bool) -> None:
+    """Work out each valid report's checks, place, flags and first stage from reference data, before the
+    write lock: what is left under it is the existence check, the duplicate look-up and the rows."""
+    for item in prepared:
+        if item.answer is None and item.op["type"] == "report.create":
+            actor = cases.Actor(user=user, device_id=device_id, op_id=item.op["op_id"].lower(),
+                                client_time=client_time)
+            item.plan = cases.plan_report(actor, item.op["report"], skew_flag=skew_flag)
+    cases.discard_changes()  # its caches belong to this (read) transaction
 
 
 def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_time, skew_flag: bool,
