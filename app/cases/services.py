@@ -96,7 +96,7 @@ class Changes:
         self.categories: dict[str, Category | None] = {}
         self.scope_exits: list[CaseScopeExit] = []
         self.cache: dict = {}  # calendar, SLA rules: read once per transaction
-        # Open cases around a sync batch's reports, read in one query (see prefetch_neighbours).
+        # Open cases around a sync batch's reports, read in one query (see read_neighbours).
         self.neighbours: dict[tuple, list] | None = None  # (category, cell_lat, cell_lon) -> cases
         self.neighbour_cells: tuple[int, int, int, int] | None = None
         self.new_by_cell: dict[tuple, list] = {}
@@ -395,26 +395,61 @@ def _check_report_scope(actor: Actor, region: Region) -> None:
 MAX_PREFETCH_CELLS = 40  # a batch's reports within ~4 km: one query for their neighbours, else one each
 
 
-def prefetch_neighbours(points: list[tuple[float, float]], categories: set[str], now: datetime) -> None:
+@dataclass
+class Neighbours:
+    """The open cases around a batch's reports, read before the write lock (see ``read_neighbours``)."""
+
+    cells: tuple[int, int, int, int]  # lat0, lat1, lon0, lon1
+    categories: frozenset
+    since: datetime
+    seen_seq: int  # every case changed after this read has a higher change_seq
+    by_cell: dict  # (category, cell_lat, cell_lon) -> [(id, lat, lon, reported_at)]
+
+
+def read_neighbours(points: list[tuple[float, float]], categories: set[str], now: datetime) -> Neighbours | None:
     """Read once the open cases that could be possible duplicates of a batch's reports (they come from one
-    phone, so from one small area); ``_possible_duplicates`` then looks them up by cell in memory."""
+    phone, so from one small area). No write lock needed: ``use_neighbours`` brings it up to date under
+    the lock with the cases changed since, found by their change stamps."""
     if not points or not categories:
-        return
+        return None
     cells = [cell_of(lat, lon) for lat, lon in points]
     lat0, lat1 = min(c[0] for c in cells) - 1, max(c[0] for c in cells) + 1
     lon0, lon1 = min(c[1] for c in cells) - 1, max(c[1] for c in cells) + 1
     if lat1 - lat0 > MAX_PREFETCH_CELLS or lon1 - lon0 > MAX_PREFETCH_CELLS:
-        return
-    ch = changes()
-    ch.neighbour_cells = (lat0, lat1, lon0, lon1)
-    ch.neighbours = {}
+        return None
     t = Case.__table__.c  # columns, not ORM attributes: plain tuples back, no ORM loading
+    # First the stamp, then the cases: whatever commits in between is in both, and the later copy wins.
+    # Stamps are given under a row lock held to the commit, so they follow commit order.
+    seen = db.session.scalar(select(func.max(t.change_seq))) or 0
+    since = now - DUPLICATE_WINDOW
+    found = Neighbours((lat0, lat1, lon0, lon1), frozenset(categories), since, seen, {})
     for cid, category, lat, lon, c_lat, c_lon, reported in db.session.execute(
             select(t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at).where(
                 t.category.in_(sorted(categories)), t.cell_lat.between(lat0, lat1),
-                t.cell_lon.between(lon0, lon1), t.reported_at >= now - DUPLICATE_WINDOW,
-                t.state.in_(OPEN_STATES))):
-        ch.neighbours.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
+                t.cell_lon.between(lon0, lon1), t.reported_at >= since, t.state.in_(OPEN_STATES))):
+        found.by_cell.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
+    return found
+
+
+def use_neighbours(found: Neighbours) -> None:
+    """Under the write lock: what ``read_neighbours`` found, updated with the cases changed since (new,
+    edited, closed), becomes this transaction's look-up for ``_possible_duplicates``."""
+    lat0, lat1, lon0, lon1 = found.cells
+    t = Case.__table__.c
+    changed = db.session.execute(
+        select(t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at, t.state)
+        .where(t.change_seq > found.seen_seq)).all()
+    by_cell = found.by_cell
+    if changed:
+        ids = {row.id for row in changed}
+        by_cell = {key: [item for item in items if item[0] not in ids] for key, items in by_cell.items()}
+        for cid, category, lat, lon, c_lat, c_lon, reported, state in changed:
+            if (category in found.categories and state in OPEN_STATES and reported >= found.since
+                    and c_lat is not None and lat0 <= c_lat <= lat1 and lon0 <= c_lon <= lon1):
+                by_cell.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
+    ch = changes()
+    ch.neighbour_cells = found.cells
+    ch.neighbours = by_cell
 
 
 def _nearby(by_cell: dict, case: Case, since: datetime):

@@ -9,7 +9,6 @@ own savepoint, beside its effects.
 from __future__ import annotations
 
 import hashlib
-import math
 import json
 import logging
 import re
@@ -29,7 +28,6 @@ from app.database import reset_begin_mode, set_begin_mode, utcnow
 from app.devices.models import Device
 from app.errors import NUL_MESSAGE, DomainError, PayloadTooLarge, ValidationFailed, _flatten, nul_paths
 from app.extensions import db
-from app.geo.crs import to_wgs84
 from app.sync.models import HeldOp, OpLog
 from app.sync.schemas import OP_SCHEMAS, EnvelopeIn, fast_load
 from app.users.models import User
@@ -156,7 +154,7 @@ class Batch:
     """What one attempt at a batch knows up front: one query each for the ops already logged or held and
     for the reports' case ids, instead of a look-up per op."""
 
-    def __init__(self, ops: list, safe: bool, loaded: dict[str, Case]):
+    def __init__(self, ops: list, safe: bool, loaded: dict[str, Case], neighbours: cases.Neighbours | None):
         self.safe = safe
         self.loaded = loaded
         op_ids = sorted({op["op_id"].lower() for op in ops if isinstance(op, dict)
@@ -171,18 +169,8 @@ class Batch:
             select(HeldOp.case_id).where(HeldOp.case_id.in_(report_ids)).distinct())) if report_ids else set()
         cases.changes().existing_ids = set(db.session.scalars(
             select(Case.id).where(Case.id.in_(report_ids)))) if report_ids else set()
-        points, categories = [], set()
-        for op in ops:
-            report = op.get("report") if isinstance(op, dict) and op.get("type") == "report.create" else None
-            location = report.get("location") if isinstance(report, dict) else None
-            if isinstance(location, dict) and isinstance(report.get("category"), str):
-                try:
-                    points.append(to_wgs84(float(location["lat"]), float(location["lon"]),
-                                           location.get("crs") or "wgs84"))
-                    categories.add(report["category"])
-                except (KeyError, TypeError, ValueError, OverflowError):
-                    continue  # the op's own validation says what is wrong with it
-        cases.prefetch_neighbours([p for p in points if all(map(math.isfinite, p))], categories, utcnow())
+        if neighbours is not None:
+            cases.use_neighbours(neighbours)
         # Cases that only case.update ops of this batch touch are merged without savepoints, from their
         # stages and events read here in one query each.
         self.fast_updates: set[str] = set()
@@ -471,30 +459,38 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
                      and _UUID_SHAPE.fullmatch(op["op_id"])})
     logged = logged_ops(op_ids)
     prepared = [prepare(raw_op, logged) for raw_op in ops]
-    _plan_reports(prepared, user, envelope["device_id"], client_time, skew_flag)
+    neighbours = _plan_reports(prepared, user, envelope["device_id"], client_time, skew_flag)
     db.session.commit()
     begin = set_begin_mode("IMMEDIATE")
     try:
-        results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now)
+        results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now, neighbours)
     finally:
         reset_begin_mode(begin)
     return {"server_time": now.isoformat(), "clock_skew_s": None if skew is None else round(skew, 1),
             "results": results}
 
 
-def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_time, skew_flag: bool) -> None:
-    """Work out each valid report's checks, place, flags and first stage from reference data, before the
-    write lock: what is left under it is the existence check, the duplicate look-up and the rows."""
+def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_time,
+                  skew_flag: bool) -> cases.Neighbours | None:
+    """Work out each valid report's checks, place, flags and first stage from reference data, and read the
+    open cases around them, before the write lock: what is left under it is the existence check, the
+    duplicate look-up in memory and the rows."""
+    points, categories = [], set()
     for item in prepared:
         if item.answer is None and item.op["type"] == "report.create":
             actor = cases.Actor(user=user, device_id=device_id, op_id=item.op["op_id"].lower(),
                                 client_time=client_time)
-            item.plan = cases.plan_report(actor, item.op["report"], skew_flag=skew_flag)
+            item.plan = plan = cases.plan_report(actor, item.op["report"], skew_flag=skew_flag)
+            if plan.values and plan.values["lat"] is not None:
+                points.append((plan.values["lat"], plan.values["lon"]))
+                categories.add(plan.values["category"])
+    neighbours = cases.read_neighbours(points, categories, utcnow())
     cases.discard_changes()  # its caches belong to this (read) transaction
+    return neighbours
 
 
 def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_time, skew_flag: bool,
-                 now: datetime) -> list[dict]:
+                 now: datetime, neighbours: cases.Neighbours | None) -> list[dict]:
     """The write part of a sync: one transaction, retried on lock trouble; op by op after a failure."""
     ops = [item.raw for item in prepared]
     results: list[dict] = []
@@ -505,7 +501,7 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             user = db.session.get(User, user_id)
             # only the ops that passed validation: a bad case_id must not fail the whole batch
             valid = [item.raw for item in prepared if item.answer is None]
-            batch = Batch(valid, safe, _lock_cases(valid))
+            batch = Batch(valid, safe, _lock_cases(valid), neighbours)
             results = [apply_op(batch, item, user, envelope["device_id"], client_time, skew_flag)
                        for item in prepared]
             _record_device(user, envelope, now)

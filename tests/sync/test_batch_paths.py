@@ -130,3 +130,34 @@ def test_reports_merges_notes_and_transitions_in_one_batch(app, client, auth):
         assert db.session.get(Case, held_case).risk_level == "red"
         assert db.session.get(OpLog, held["op_id"]).result["was_held"] is True
         assert db.session.get(Case, other).description == "最后"
+
+
+def test_neighbours_read_before_the_lock_are_brought_up_to_date_under_it(app, client, auth):
+    from helpers import INSIDE_A1_1
+
+    from app.cases import services as cases
+    from app.database import utcnow
+
+    worker = Phone(client, auth, "wanggeyuan")
+    reviewer = Phone(client, auth, "reviewer")
+    lat, lon = INSIDE_A1_1
+    rejected = worker.one(report_op(lat=lat, lon=lon))["case_id"]
+    kept = worker.one(report_op(lat=lat + 0.0001, lon=lon))["case_id"]
+    with app.app_context():
+        found = cases.read_neighbours([(lat, lon)], {"fire_hazard"}, utcnow())
+        db.session.commit()
+    assert {rejected, kept} <= {item[0] for items in found.by_cell.values() for item in items}
+    # after the read: a new case nearby, one rejected, one of another category
+    late = worker.one(report_op(lat=lat + 0.0002, lon=lon))["case_id"]
+    other = worker.one(report_op(lat=lat, lon=lon, category="sanitation"))["case_id"]
+    assert reviewer.one(transition_op(rejected, 1, "reject", reason="不属实"))["status"] == "applied"
+    with app.app_context():
+        cases.use_neighbours(found)
+        ids = {item[0] for items in cases.changes().neighbours.values() for item in items}
+        assert late in ids and kept in ids
+        assert rejected not in ids and other not in ids
+        cases.discard_changes()
+        db.session.rollback()
+    # and through the protocol: a report next to them is flagged with both open ones
+    answer = worker.one(report_op(lat=lat + 0.00005, lon=lon))
+    assert set(answer["duplicate_of"]) == {kept, late}
