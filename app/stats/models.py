@@ -1,31 +1,22 @@
 """The figures' roll-up (app/stats/rollup.py keeps it): what ``GET /api/v1/stats`` adds up, per region of the
 upper levels (ROLLUP_LEVELS) and per day in China Standard Time.
 
-Two tables of counters, each row a *delta*: database triggers on ``cases`` and ``case_stages`` append rows
-(a case's new contribution, minus its old one), never update one, so concurrent writers never wait for each
-other on a shared counter row. A figure is the SUM of the rows of its region and days; ``fold`` now and then
-replaces the rows of a (region, day[, category]) by their sum, which keeps the tables about
-regions × days × categories in size.
+Each roll-up is two tables: the *sums* (one row per key, the primary key) and the *deltas* (no key, no index:
+the cheapest append there is). Database triggers on ``cases`` and ``case_stages`` append deltas (a case's
+new contribution, minus its old one) and never update a row, so concurrent writers never wait for each other
+on a shared counter. A figure is the SUM of both tables' rows of its region and days; ``fold`` moves the
+deltas into the sums now and then (the figures do it when enough have piled up).
 
 - ``stats_reported``: cases by the day they were *reported*, per category: total, accepted (ever accepted or
   handled on the spot), closed, open, and counts by state and by colour (all and open);
 - ``stats_finished``: cases *closed* by the day they closed (still closed): closed, at grid level, with hours
-  to close; stages *ended* by the day they ended: ended, on time.
+  to close; stages *ended* by the day they ended: ended, on time;
+- ``stats_hours``: the closed cases by hour bucket (see HOUR_BANDS).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Date,
-    Index,
-    Integer,
-    SmallInteger,
-    String,
-    Table,
-    text,
-)
+from sqlalchemy import Column, Date, Index, Integer, SmallInteger, String, Table, text
 
 from app.cases.models import OPEN_STATES, RISK_LEVELS, STATES, Case
 from app.extensions import db
@@ -35,63 +26,33 @@ from app.extensions import db
 # serve the by-region split of a township.
 ROLLUP_LEVELS = ("city", "township")
 REPORTED_LEVELS = (*ROLLUP_LEVELS, "village")
-# 0: a delta appended by a trigger, 1: folded (the sum of a key's rows); 2 and 3 only inside a fold.
-PENDING, FOLDED = 0, 1
 
 REPORTED_COUNTERS = ("total", "accepted", "closed", "open", *(f"state_{s}" for s in STATES),
                      *(f"risk_{r}" for r in RISK_LEVELS), *(f"open_{r}" for r in RISK_LEVELS))
 FINISHED_COUNTERS = ("closed", "closed_grid", "timed", "ended", "on_time")
 HOURS_COUNTERS = ("n",)
 
-# SQLite's INTEGER PRIMARY KEY is its rowid (no sequence); PostgreSQL gets a bigserial.
-_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+def _pair(name: str, keys: list[Column], counters: tuple[str, ...]) -> tuple[Table, Table]:
+    """The sums table (keyed) and its deltas table (``<name>_delta``, no key)."""
+    def columns(keyed: bool):
+        return [*(Column(c.name, c.type, nullable=False, primary_key=keyed) for c in keys),
+                *(Column(c, Integer, nullable=False, server_default=text("0")) for c in counters)]
+
+    return Table(name, db.metadata, *columns(True)), Table(f"{name}_delta", db.metadata, *columns(False))
 
 
-def _counter(name: str) -> Column:
-    return Column(name, Integer, nullable=False, server_default=text("0"))
+stats_reported, stats_reported_delta = _pair(
+    "stats_reported", [Column("region_code", String(32)), Column("day", Date), Column("category", String(32))],
+    REPORTED_COUNTERS)
+stats_finished, stats_finished_delta = _pair(
+    "stats_finished", [Column("region_code", String(32)), Column("day", Date)], FINISHED_COUNTERS)
 
-
-def _pending_index(table: str) -> Index:
-    """The rows a fold has to visit (folded 0, then 2 and 3 within the fold): few, at the index's ends."""
-    return Index(f"ix_{table}_folded", "folded")
-
-
-stats_reported = Table(
-    "stats_reported", db.metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("region_code", String(32), nullable=False),
-    Column("day", Date, nullable=False),
-    Column("category", String(32), nullable=False),
-    Column("folded", SmallInteger, nullable=False, server_default=text("0")),
-    *(_counter(name) for name in REPORTED_COUNTERS),
-    Index("ix_stats_reported_key", "region_code", "day", "category"),
-    _pending_index("stats_reported"),
-)
-
-stats_finished = Table(
-    "stats_finished", db.metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("region_code", String(32), nullable=False),
-    Column("day", Date, nullable=False),
-    Column("folded", SmallInteger, nullable=False, server_default=text("0")),
-    *(_counter(name) for name in FINISHED_COUNTERS),
-    Index("ix_stats_finished_key", "region_code", "day"),
-    _pending_index("stats_finished"),
-)
-
-# Closed cases by hours to close, in buckets (HOUR_BUCKETS): where the median and p90 lie, so that the exact
+# Closed cases by hours to close, in buckets (HOUR_BANDS): where the median and p90 lie, so that the exact
 # values are read from a short ordered walk of ix_cases_closed_hours_<level>, not from a sort of them all.
-stats_hours = Table(
-    "stats_hours", db.metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("region_code", String(32), nullable=False),
-    Column("day", Date, nullable=False),
-    Column("bucket", SmallInteger, nullable=False),
-    Column("folded", SmallInteger, nullable=False, server_default=text("0")),
-    *(_counter(name) for name in HOURS_COUNTERS),
-    Index("ix_stats_hours_key", "region_code", "day", "bucket"),
-    _pending_index("stats_hours"),
-)
+stats_hours, stats_hours_delta = _pair(
+    "stats_hours", [Column("region_code", String(32)), Column("day", Date), Column("bucket", SmallInteger)],
+    HOURS_COUNTERS)
 
 # Hour buckets: (first hour, width) per band, widths powers of two so that a bucket's lower edge is exact in
 # floating point on both engines; 64 buckets per band, then one for the rest.
@@ -112,6 +73,8 @@ def bucket_floor(bucket: int) -> float | None:
 
 
 ROLLUP_TABLES = (stats_reported, stats_finished, stats_hours)
+DELTA_TABLES = {stats_reported: stats_reported_delta, stats_finished: stats_finished_delta,
+                stats_hours: stats_hours_delta}
 
 # Closed cases of a region in hours-to-close order, with the close time to filter by period from the index
 # alone: the ordered walk of the percentiles. Partial: an open case (every new report) costs no entry.

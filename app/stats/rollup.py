@@ -20,9 +20,8 @@ from app.cases.models import OPEN_STATES, RISK_LEVELS, STATES
 from app.extensions import db
 from app.stats.models import (
     BUCKETS_PER_BAND,
-    FOLDED,
+    DELTA_TABLES,
     HOUR_BANDS,
-    PENDING,
     REPORTED_COUNTERS,
     REPORTED_LEVELS,
     ROLLUP_LEVELS,
@@ -152,16 +151,53 @@ def _moved_rows(dialect: str, r: str, sign: int) -> str:
     return " UNION ALL ".join(selects)
 
 
+def _same(a: str, b: str, dialect: str) -> str:
+    return f"{a} IS NOT DISTINCT FROM {b}" if dialect == "postgresql" else f"{a} IS {b}"
+
+
+def _update(dialect: str, part: Part) -> str:
+    """The UPDATE trigger's statements: where the row's key did not move (the usual case: a transition),
+    one delta per level holding NEW − OLD; where it moved, OLD's contribution taken away at the old key and
+    NEW's added at the new one."""
+    delta = DELTA_TABLES[part.table].name
+    columns = ", ".join((*part.key_names, *part.counters))
+    old_keys, new_keys = part.keys(dialect, "OLD"), part.keys(dialect, "NEW")
+    same_keys = " AND ".join(_same(old_keys[k], new_keys[k], dialect) for k in old_keys)
+    cond_old, cond_new = part.condition.format(r="OLD"), part.condition.format(r="NEW")
+    old_values, new_values = part.values("OLD"), part.values("NEW")
+    diff = ", ".join(f"(CASE WHEN {cond_new} THEN {new_values[k]} ELSE 0 END) - "
+                     f"(CASE WHEN {cond_old} THEN {old_values[k]} ELSE 0 END) AS {k}" for k in part.counters)
+    kept, moved = [], []
+    for level in part.levels:
+        if part.source == "case":
+            code = f"NEW.{level}_code"
+            same = f"{_same(f'OLD.{level}_code', code, dialect)} AND {same_keys}"
+            source, old_case, new_case = "", "OLD", "NEW"
+            old_from = new_from = ""
+        else:
+            code = f"c.{level}_code"
+            same = f"OLD.case_id = NEW.case_id AND {same_keys}"
+            source, old_case, new_case = " FROM cases c WHERE c.id = NEW.case_id AND", "c", "c"
+            old_from, new_from = " FROM cases c WHERE c.id = OLD.case_id AND", " FROM cases c WHERE c.id = NEW.case_id AND"
+        keys = ", ".join(f"{sql} AS {k}" for k, sql in new_keys.items())
+        kept.append(f"SELECT {code} AS region_code, {keys}, {diff}{source or ' WHERE'} {code} IS NOT NULL "
+                    f"AND {same} AND ({cond_old} OR {cond_new})")
+        for r, sign, case, where_from in (("OLD", -1, old_case, old_from), ("NEW", 1, new_case, new_from)):
+            head, where = part.select(dialect, r, sign, level, case)
+            moved.append(f"{head}{where_from or ' WHERE'} {where} AND NOT ({same})")
+    return (f"INSERT INTO {delta} ({columns}) {' UNION ALL '.join(kept)}; "
+            f"INSERT INTO {delta} ({columns}) {' UNION ALL '.join(moved)}")
+
+
 def _insert(part: Part, rows: str, grouped: bool) -> str:
     """INSERT of ``rows``; ``grouped`` (OLD and NEW), summed by key: an update whose key did not move
     appends one row per level, not two."""
-    keys, counters = part.key_names, part.counters
+    keys, counters, delta = part.key_names, part.counters, DELTA_TABLES[part.table].name
     columns = ", ".join((*keys, *counters))
     if not grouped:
-        return f"INSERT INTO {part.table.name} ({columns}) {rows}"
+        return f"INSERT INTO {delta} ({columns}) {rows}"
     sums = ", ".join((*keys, *(f"SUM({c})" for c in counters)))
-    return (f"INSERT INTO {part.table.name} ({columns}) SELECT {sums} FROM ({rows}) AS delta "
-            f"GROUP BY {', '.join(keys)}")
+    return f"INSERT INTO {delta} ({columns}) SELECT {sums} FROM ({rows}) AS delta GROUP BY {', '.join(keys)}"
 
 
 def _statements(dialect: str) -> dict[str, dict]:
@@ -171,17 +207,24 @@ def _statements(dialect: str) -> dict[str, dict]:
     for name, part in PARTS.items():
         table = "cases" if part.source == "case" else "case_stages"
         reads = part.reads + (tuple(f"{level}_code" for level in part.levels) if part.source == "case" else ())
+        # A trigger fires only for rows that count (a new report is no closed case) and, on UPDATE, only when
+        # a column it reads changed: a trigger that does nothing still costs a call.
+        counts = part.condition != "1 = 1"
+        old, new = part.condition.format(r="OLD"), part.condition.format(r="NEW")
+        changed = _changed(reads, dialect)
         out[f"stats_{name}"] = {
             "table": table, "reads": reads,
             "insert": _insert(part, _rows(dialect, part, "NEW", 1), False),
-            "update": _insert(part, f"{_rows(dialect, part, 'OLD', -1)} UNION ALL {_rows(dialect, part, 'NEW', 1)}",
-                              True),
-            "delete": _insert(part, _rows(dialect, part, "OLD", -1), False)}
+            "update": _update(dialect, part),
+            "delete": _insert(part, _rows(dialect, part, "OLD", -1), False),
+            "when": {"insert": new if counts else None, "delete": old if counts else None,
+                     "update": f"({changed}) AND ({old} OR {new})" if counts else changed}}
     levels = tuple(f"{level}_code" for level in PARTS["stages"].levels)
     out["stats_moved"] = {
         "table": "cases", "reads": levels, "insert": None, "delete": None,
         "update": _insert(PARTS["stages"], f"{_moved_rows(dialect, 'OLD', -1)} UNION ALL "
-                                           f"{_moved_rows(dialect, 'NEW', 1)}", True)}
+                                           f"{_moved_rows(dialect, 'NEW', 1)}", True),
+        "when": {"update": _changed(levels, dialect)}}
     return out
 
 
@@ -202,7 +245,7 @@ def trigger_ddl(dialect: str) -> list[str]:
                 out.append(f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
                            f"BEGIN {spec[op]}; RETURN NULL; END $$")
                 out.append(f"DROP TRIGGER IF EXISTS {function} ON {table}")
-                when = f" WHEN ({_changed(reads, dialect)})" if op == "update" else ""
+                when = f" WHEN ({spec['when'][op]})" if spec["when"].get(op) else ""
                 of = f" OF {', '.join(reads)}" if op == "update" else ""
                 out.append(f"CREATE TRIGGER {function} AFTER {op.upper()}{of} ON {table} FOR EACH ROW{when} "
                            f"EXECUTE FUNCTION {function}()")
@@ -210,7 +253,7 @@ def trigger_ddl(dialect: str) -> list[str]:
             for op in ops:
                 trigger = f"{name}_{op}"
                 out.append(f"DROP TRIGGER IF EXISTS {trigger}")
-                when = f" WHEN {_changed(reads, dialect)}" if op == "update" else ""
+                when = f" WHEN {spec['when'][op]}" if spec["when"].get(op) else ""
                 of = f" OF {', '.join(reads)}" if op == "update" else ""
                 out.append(f"CREATE TRIGGER {trigger} AFTER {op.upper()}{of} ON {table} FOR EACH ROW{when} "
                            f"BEGIN {spec[op]}; END")
@@ -266,6 +309,7 @@ def rebuild(connection: Connection) -> dict:
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FOLD_LOCK_KEY})
         connection.exec_driver_sql("LOCK TABLE cases, case_stages IN SHARE MODE")
     for table, parts in _table_parts().items():
+        connection.execute(DELTA_TABLES[table].delete())
         connection.execute(table.delete())
         keys, counters = parts[0].key_names, parts[0].counters
         for level in parts[0].levels:
@@ -278,8 +322,8 @@ def rebuild(connection: Connection) -> dict:
                     head, where = part.select(dialect, "s", 1, level, "c")
                     selects.append(f"{head} FROM case_stages s JOIN cases c ON c.id = s.case_id WHERE {where}")
             connection.exec_driver_sql(
-                f"INSERT INTO {table.name} ({', '.join(keys)}, folded, {', '.join(counters)}) "
-                f"SELECT {', '.join(keys)}, {FOLDED}, {', '.join(f'SUM({c})' for c in counters)} "
+                f"INSERT INTO {table.name} ({', '.join(keys)}, {', '.join(counters)}) "
+                f"SELECT {', '.join(keys)}, {', '.join(f'SUM({c})' for c in counters)} "
                 f"FROM ({' UNION ALL '.join(selects)}) AS done GROUP BY {', '.join(keys)}")
     return {t.name: connection.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar() for t in ROLLUP_TABLES}
 
@@ -288,43 +332,40 @@ def rebuild(connection: Connection) -> dict:
 
 
 def pending(connection: Connection, at_least: int) -> bool:
-    """Whether at least ``at_least`` deltas wait for a fold (reads at most that many index entries)."""
-    for table in ROLLUP_TABLES:
-        n = connection.execute(text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table.name} WHERE folded = {PENDING} "
-                                    f"LIMIT :n) AS p"), {"n": at_least}).scalar()
+    """Whether at least ``at_least`` deltas wait for a fold (reads at most that many rows)."""
+    for delta in DELTA_TABLES.values():
+        n = connection.execute(text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {delta.name} LIMIT :n) AS p"),
+                               {"n": at_least}).scalar()
         if n >= at_least:
             return True
     return False
 
 
 def fold(connection: Connection) -> int:
-    """Replace the rows of every key that has deltas by one row holding their sum, in the caller's
-    transaction; returns the rows removed. Sums are unchanged at every commit, so readers never notice.
+    """Move the deltas into the sums (added key by key), in the caller's transaction; returns the deltas
+    moved. Every figure is the same before and after.
 
-    Rows a concurrent writer appends meanwhile are not marked (step 1 sees committed rows only), so they are
-    neither summed nor deleted: they wait for the next fold. On PostgreSQL one fold runs at a time (an
-    advisory lock; a second returns at once); SQLite has one writer anyway."""
-    if connection.dialect.name == "postgresql" and not connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": FOLD_LOCK_KEY}).scalar():
+    On PostgreSQL one statement deletes the deltas it sees and adds exactly those (DELETE … RETURNING), so
+    deltas that concurrent writers commit meanwhile wait for the next fold; one fold runs at a time (an
+    advisory lock; a second returns at once). SQLite has one writer at a time: add, then delete."""
+    pg = connection.dialect.name == "postgresql"
+    if pg and not connection.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": FOLD_LOCK_KEY}).scalar():
         return 0
-    removed = 0
+    moved = 0
     for table, parts in _table_parts().items():
-        name, keys, counters = table.name, parts[0].key_names, parts[0].counters
-        if not connection.exec_driver_sql(f"UPDATE {name} SET folded = 2 WHERE folded = {PENDING}").rowcount:
-            continue
-        connection.exec_driver_sql(
-            f"INSERT INTO {name} ({', '.join(keys)}, folded, {', '.join(counters)}) "
-            f"SELECT {', '.join(f't.{k}' for k in keys)}, 3, {', '.join(f'SUM(t.{c})' for c in counters)} "
-            f"{_rows_of_keys_marked(name, keys, 2)} GROUP BY {', '.join(f't.{k}' for k in keys)}")
-        removed += connection.exec_driver_sql(
-            f"DELETE FROM {name} WHERE id IN (SELECT t.id {_rows_of_keys_marked(name, keys, 3)})").rowcount
-        connection.exec_driver_sql(f"UPDATE {name} SET folded = {FOLDED} WHERE folded = 3")
-    return removed
-
-
-def _rows_of_keys_marked(name: str, keys: tuple[str, ...], mark: int) -> str:
-    """FROM … WHERE: the folded and marked-2 rows of the keys that have a row marked ``mark`` (by the key
-    index, not a scan of the table)."""
-    on = " AND ".join(f"t.{k} = d.{k}" for k in keys)
-    return (f"FROM (SELECT DISTINCT {', '.join(keys)} FROM {name} WHERE folded = {mark}) AS d "
-            f"JOIN {name} t ON {on} WHERE t.folded IN ({FOLDED}, 2)")
+        delta, keys, counters = DELTA_TABLES[table].name, parts[0].key_names, parts[0].counters
+        key, sums = ", ".join(keys), ", ".join(f"SUM({c})" for c in counters)
+        upsert = (f"ON CONFLICT ({key}) DO UPDATE SET "
+                  + ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters))
+        columns = f"{key}, {', '.join(counters)}"
+        if pg:
+            moved += connection.exec_driver_sql(
+                f"WITH moved AS (DELETE FROM {delta} RETURNING {columns}), "
+                f"summed AS (SELECT {key}, {sums} FROM moved GROUP BY {key}) "
+                f"INSERT INTO {table.name} ({columns}) SELECT * FROM summed {upsert}").rowcount
+        else:
+            connection.exec_driver_sql(
+                f"INSERT INTO {table.name} ({columns}) SELECT {key}, {sums} FROM {delta} WHERE 1 "
+                f"GROUP BY {key} {upsert}")
+            moved += connection.exec_driver_sql(f"DELETE FROM {delta}").rowcount
+    return moved
