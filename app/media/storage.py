@@ -287,8 +287,8 @@ def store_photo(store: Storage, sha256: str, original: str | os.PathLike, thumb:
     """Store the three objects of one photo: the file at ``original`` and the two derivatives from memory.
 
     The two derivatives go up on a shared pool's threads while the calling thread stores the original, so
-    the waits overlap: local disk fsyncs share one journal commit, S3 PUTs one round trip. (The CPU is the
-    same as one after the other.) Returns once all three are stored or have failed, never with a write still
+    the waits overlap (the local disk's fsyncs, S3's round trips); the CPU is the same as one after the
+    other. Returns once all three are stored or have failed, never with a write still
     running; raises the original's error first, else the first derivative's. A failure can leave some of the
     objects stored: harmless, since only the ``Photo`` row, inserted after this, says "complete".
     """
