@@ -172,18 +172,26 @@ def _insert_rows(queued: dict[str, list[SimpleNamespace]]) -> None:
             db.session.execute(insert(table), group)
 
 
-def _region(code: str, ch: Changes | None = None) -> Region | None:
+_REGION_COLUMNS = ("code", "level", *(f"{level}_code" for level in LEVELS))
+
+
+def _region(code: str, ch: Changes | None = None):
+    """A region's code, level and ancestor codes (a plain row: no geometry, no ORM object), or None."""
     cache = (ch or changes()).regions
     if code not in cache:
-        cache[code] = db.session.get(Region, code)
+        t = Region.__table__.c
+        cache[code] = db.session.execute(
+            select(*(t[name] for name in _REGION_COLUMNS)).where(t.code == code)).first()
     return cache[code]
 
 
-def _category(code: str, ch: Changes | None = None) -> Category | None:
+def _category(code: str, ch: Changes | None = None):
+    """A category's code, roles and whether it is active (a plain row), or None."""
     cache = (ch or changes()).categories
     if code not in cache:
         if not cache:  # the first look-up of the transaction reads the (small) table whole
-            cache.update((category.code, category) for category in db.session.scalars(select(Category)))
+            t = Category.__table__.c
+            cache.update((row.code, row) for row in db.session.execute(select(t.code, t.roles, t.active)))
         cache.setdefault(code, None)
     return cache[code]
 

@@ -446,6 +446,7 @@ def _lock_cases(ops: list) -> dict[str, Case]:
 def sync(user: User, token_device: str | None, raw: bytes) -> dict:
     """Handle ``POST /api/v1/sync``: answer every op, commit once, retry the batch on lock trouble."""
     envelope = parse_envelope(raw, token_device)
+    user = getattr(user, "_get_current_object", lambda: user)()  # the user, not the request's proxy to it
     now = utcnow()
     client_time = envelope.get("client_time")
     skew = (client_time - now).total_seconds() if client_time else None
