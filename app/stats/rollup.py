@@ -361,8 +361,8 @@ def fold(connection: Connection) -> int:
         if pg:
             moved += connection.exec_driver_sql(
                 f"WITH moved AS (DELETE FROM {delta} RETURNING {columns}), "
-                f"summed AS (SELECT {key}, {sums} FROM moved GROUP BY {key}) "
-                f"INSERT INTO {table.name} ({columns}) SELECT * FROM summed {upsert}").rowcount
+                f"added AS (INSERT INTO {table.name} ({columns}) SELECT {key}, {sums} FROM moved GROUP BY {key} "
+                f"{upsert}) SELECT COUNT(*) FROM moved").scalar()
         else:
             connection.exec_driver_sql(
                 f"INSERT INTO {table.name} ({columns}) SELECT {key}, {sums} FROM {delta} WHERE 1 "
