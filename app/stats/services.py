@@ -216,31 +216,40 @@ def _fold_if_due() -> None:
         reset_begin_mode(token)
 
 
+def _both(table, days: tuple[date, date], regions, *columns: str):
+    """The rows of a roll-up's sums and deltas together (one statement, hence one snapshot: a fold that
+    commits meanwhile moves rows from one to the other), of ``regions`` (a code or a subquery of codes) and
+    the days [first, last); the criteria inside each part, where the sums' key serves them."""
+    first, last = days
+    parts = []
+    for t in (table, DELTA_TABLES[table]):
+        region = t.c.region_code == regions if isinstance(regions, str) else t.c.region_code.in_(regions)
+        parts.append(select(*(t.c[c] for c in columns)).where(region, t.c.day >= first, t.c.day < last))
+    return union_all(*parts).subquery()
+
+
 def _from_rollup(tally: Tally, root: Region, first: date, last: date) -> None:
-    """Add the whole days [first, last) of ``root`` to ``tally`` from the roll-up: its sums, then its deltas
-    (few: a heap read, no index)."""
-    child = _child_level(root)
-    children = select(Region.code).where(Region.parent_code == root.code).scalar_subquery()
-    for t in (stats_reported, DELTA_TABLES[stats_reported]):
-        days = and_(t.c.day >= first, t.c.day < last)
-        for row in db.session.execute(
-                select(t.c.category, *(func.sum(t.c[k]).label(k) for k in REPORTED_COUNTERS))
-                .where(t.c.region_code == root.code, days).group_by(t.c.category)).mappings():
-            tally.add_reported(row["category"], row)
-        if child in REPORTED_LEVELS:
-            for code, *counts in db.session.execute(
-                    select(t.c.region_code, *(func.sum(t.c[k]) for k in CHILD_COUNTERS))
-                    .where(t.c.region_code.in_(children), days).group_by(t.c.region_code)):
-                tally.add_child(code, counts)
-    for f in (stats_finished, DELTA_TABLES[stats_finished]):
-        row = db.session.execute(select(*(func.sum(f.c[k]).label(k) for k in FINISHED_COUNTERS)).where(
-            f.c.region_code == root.code, f.c.day >= first, f.c.day < last)).mappings().one()
-        for key in FINISHED_COUNTERS:
-            tally.finished[key] += int(row[key] or 0)
-    for h in (stats_hours, DELTA_TABLES[stats_hours]):
-        for b, n in db.session.execute(select(h.c.bucket, func.sum(h.c.n)).where(
-                h.c.region_code == root.code, h.c.day >= first, h.c.day < last).group_by(h.c.bucket)):
-            tally.buckets[b] = tally.buckets.get(b, 0) + int(n or 0)
+    """Add the whole days [first, last) of ``root`` to ``tally`` from the roll-up (its sums by key, then its
+    deltas: few, a heap read)."""
+    days = (first, last)
+    t = _both(stats_reported, days, root.code, "category", *REPORTED_COUNTERS)
+    for row in db.session.execute(
+            select(t.c.category, *(func.sum(t.c[k]).label(k) for k in REPORTED_COUNTERS))
+            .group_by(t.c.category)).mappings():
+        tally.add_reported(row["category"], row)
+    if _child_level(root) in REPORTED_LEVELS:
+        children = select(Region.code).where(Region.parent_code == root.code)
+        c = _both(stats_reported, days, children, "region_code", *CHILD_COUNTERS)
+        for code, *counts in db.session.execute(
+                select(c.c.region_code, *(func.sum(c.c[k]) for k in CHILD_COUNTERS)).group_by(c.c.region_code)):
+            tally.add_child(code, counts)
+    f = _both(stats_finished, days, root.code, *FINISHED_COUNTERS)
+    row = db.session.execute(select(*(func.sum(f.c[k]).label(k) for k in FINISHED_COUNTERS))).mappings().one()
+    for key in FINISHED_COUNTERS:
+        tally.finished[key] += int(row[key] or 0)
+    h = _both(stats_hours, days, root.code, "bucket", "n")
+    for b, n in db.session.execute(select(h.c.bucket, func.sum(h.c.n)).group_by(h.c.bucket)):
+        tally.buckets[b] = tally.buckets.get(b, 0) + int(n or 0)
 
 
 def _tally(root: Region, start: datetime, end: datetime, use_rollup: bool) -> Tally:
