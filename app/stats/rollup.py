@@ -271,19 +271,30 @@ def trigger_names() -> list[tuple[str, str]]:
 
 
 def install(connection: Connection) -> None:
-    """Create (or re-create) the roll-up's triggers. Called by ``db.create_all`` (DDL event) and migrations;
-    the roll-up tables and ``cases`` / ``case_stages`` must exist."""
+    """Create (or re-create) the roll-up's triggers, dropping any earlier ones first. Called by
+    ``db.create_all`` (DDL event) and migrations; the roll-up tables and ``cases`` / ``case_stages`` must
+    exist."""
+    uninstall(connection)
     for statement in trigger_ddl(connection.dialect.name):
         connection.exec_driver_sql(statement)
 
 
 def uninstall(connection: Connection) -> None:
-    """Drop the triggers (a bulk load can go without them and ``rebuild`` afterwards)."""
-    pg = connection.dialect.name == "postgresql"
-    for trigger, table in trigger_names():
-        connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}" + (f" ON {table}" if pg else ""))
-        if pg:
+    """Drop the roll-up's triggers, these and any older ones (named ``stats_…``), e.g. for a bulk load that
+    goes without them and is rebuilt afterwards."""
+    if connection.dialect.name == "postgresql":
+        found = connection.execute(text(
+            "SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND c.relname IN ('cases', 'case_stages') AND t.tgname LIKE 'stats\\_%'")).all()
+        for trigger, table in {*found, *trigger_names()}:
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
             connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {trigger}()")
+        return
+    found = connection.execute(text(
+        "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('cases', 'case_stages') "
+        "AND name LIKE 'stats\\_%' ESCAPE '\\'")).all()
+    for trigger, _ in {*found, *trigger_names()}:
+        connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
 
 
 @event.listens_for(db.metadata, "after_create")

@@ -258,3 +258,24 @@ def test_cli_rebuild_repairs_a_bulk_load(app, runner):
                                  "SELECT risk_red FROM stats_reported_delta) AS b")).scalar() == 0
     result = runner.invoke(args=["stats", "fold"])
     assert result.exit_code == 0 and "folded" in result.output
+
+
+def test_install_drops_stale_triggers(app):
+    """A trigger of an older roll-up (named stats_…) would count twice: install drops it."""
+    from app.extensions import db
+    from app.stats import rollup
+
+    with app.app_context(), db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("CREATE FUNCTION stats_old_insert() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                              "BEGIN RETURN NULL; END $$"))
+            conn.execute(text("CREATE TRIGGER stats_old_insert AFTER INSERT ON cases FOR EACH ROW "
+                              "EXECUTE FUNCTION stats_old_insert()"))
+            names = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+        else:
+            conn.execute(text("CREATE TRIGGER stats_old_insert AFTER INSERT ON cases BEGIN SELECT 1; END"))
+            names = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        rollup.install(conn)
+        installed = {name for (name,) in conn.execute(text(names))}
+        assert "stats_old_insert" not in installed
+        assert {name for name, _ in rollup.trigger_names()} <= installed
