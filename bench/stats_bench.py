@@ -11,16 +11,19 @@ Measures, through the Flask test client with a bearer token (auth, argument pars
 the figures of the city, of township 001 and of one grid, over the last 30 and the last 365 days; and the
 points leaderboard of the city and of the township. Each ``--iterations`` times: p50, p95, max.
 
-Not a test: numbers depend on the machine, which is printed first. On a shared 2-core box (2026-11-25):
-200,000 cases on SQLite meet the target (city 30 days p95 425 ms, township 365 days 198 ms, grid 17 ms, city
-leaderboard 294 ms; the city's whole year 2.3 s). 1,000,000 cases on SQLite miss it (city 30 days 2.6 s,
-township 30 days 1.3 s) because no index serves "closed in the period": ``closed_at`` is not indexed, so
-those queries scan every closed case of the region; an index on (state, closed_at) is the fix.
+The seed is a bulk load: it goes in without the roll-up's triggers (app/stats/rollup.py), which are then
+installed and the roll-up rebuilt from the cases and stages (``flask stats rebuild``'s work; timed and
+printed), as an operator would after such a load.
+
+Targets (issue 5): a township's year p95 < 300 ms, the city's year p95 < 1 s; the other views are printed.
+Not a test: numbers depend on the machine, which is printed first (with the load average: the CPU time per
+request is printed beside the wall time, for a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -37,9 +40,8 @@ from review_bench import CITY, login, machine, seed
 
 TOWN = f"{CITY}001"
 GRID = f"{CITY}00100101"
-# A dashboard refresh: the default views (last 30 days) and a township's year. The city's whole year reads
-# every case and every stage; it is printed, not held to the target.
-TARGET_P95_MS = {"sqlite": 1000.0, "postgresql": 1000.0}
+# p95 targets (issue 5), the same on both engines.
+TARGET_P95_MS = {"city, 365 days": 1000.0, "township, 365 days": 300.0}
 
 
 def complete(app) -> dict:
@@ -87,16 +89,46 @@ def complete(app) -> dict:
     return {"seconds": time.perf_counter() - t0, "stages": stages, "entries": entries}
 
 
+def rebuild_rollup(app) -> dict:
+    """Install the roll-up's triggers and rebuild it from the seeded cases and stages (then ANALYZE)."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from app.stats import rollup
+
+    with app.app_context():
+        t0, c0 = time.perf_counter(), time.process_time()
+        with db.engine.begin() as conn:
+            rollup.install(conn)
+            counts = rollup.rebuild(conn)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with db.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    return {"seconds": seconds, "cpu": cpu, "rows": counts}
+
+
+def without_triggers(app) -> None:
+    """Create the schema, then drop the roll-up's triggers: the seed is a bulk load."""
+    from app.extensions import db
+    from app.stats import rollup
+
+    with app.app_context():
+        db.create_all()
+        with db.engine.begin() as conn:
+            rollup.uninstall(conn)
+
+
 def measure(client, headers, url: str, iterations: int) -> dict:
-    times = []
+    times, cpu = [], []
     for _ in range(iterations):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         r = client.get(url, headers=headers)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         assert r.status_code == 200, r.get_json()
     times.sort()
     return {"p50": statistics.median(times), "p95": times[min(len(times) - 1, int(0.95 * len(times)))],
-            "max": times[-1], "body": r.get_json()}
+            "max": times[-1], "cpu_p50": statistics.median(cpu), "body": r.get_json()}
 
 
 def main() -> None:
@@ -124,34 +156,42 @@ def main() -> None:
             app = create_app({"TESTING": True, "DATABASE_URL": url, "MEDIA_DIR": tmp, "ARGON2_TIME_COST": 1,
                               "ARGON2_MEMORY_KIB": 1024, "LOGIN_RATE_LIMIT": "1000 per minute",
                               "LOGIN_IP_RATE_LIMIT": "1000 per minute"})
+            without_triggers(app)
             s = seed(app, args.cases)
             c = complete(app)
             print(f"seeded ({args.db}): {s['cases']:,} cases in {s['cases_s']:.1f} s; {c['stages']:,} ended stages and "
                   f"{c['entries']:,} points entries in {c['seconds']:.1f} s")
+            r = rebuild_rollup(app)
+            print(f"roll-up rebuilt in {r['seconds']:.1f} s ({r['cpu']:.1f} s CPU in this process): "
+                  + ", ".join(f"{name} {n:,} rows" for name, n in r["rows"].items()))
             client = app.test_client()
             headers = {"reviewer": login(client, "bench_reviewer"), "admin": login(client, "bench_admin")}
-            runs = [  # (name, who, path, held to the target)
-                ("city, 30 days", "admin", "/api/v1/stats", True),
-                ("city, 365 days", "admin", "/api/v1/stats?from=2000-01-01", False),
-                ("township, 30 days", "reviewer", "/api/v1/stats", True),
-                ("township, 365 days", "reviewer", "/api/v1/stats?from=2000-01-01", True),
-                ("grid, 365 days", "reviewer", f"/api/v1/stats?region={GRID}&from=2000-01-01", True),
-                ("leaderboard, city, 365 days", "admin", "/api/v1/points?from=2000-01-01", True),
-                ("leaderboard, township, 30 days", "reviewer", "/api/v1/points", True),
+            runs = [  # (name, who, path)
+                ("city, 30 days", "admin", "/api/v1/stats"),
+                ("city, 365 days", "admin", "/api/v1/stats?from=2000-01-01"),
+                ("township, 30 days", "reviewer", "/api/v1/stats"),
+                ("township, 365 days", "reviewer", "/api/v1/stats?from=2000-01-01"),
+                ("township, odd period", "reviewer", "/api/v1/stats?from=2026-03-07T05:17:00Z&to=2026-09-30T22:41:00Z"),
+                ("village, 365 days", "reviewer", f"/api/v1/stats?region={TOWN}001&from=2000-01-01"),
+                ("grid, 365 days", "reviewer", f"/api/v1/stats?region={GRID}&from=2000-01-01"),
+                ("leaderboard, city, 365 days", "admin", "/api/v1/points?from=2000-01-01"),
+                ("leaderboard, township, 30 days", "reviewer", "/api/v1/points"),
             ]
-            worst = 0.0
-            for name, who, path, targeted in runs:
+            missed = []
+            for name, who, path in runs:
                 m = measure(client, headers[who], path, args.iterations)
-                if targeted:
-                    worst = max(worst, m["p95"])
+                target = TARGET_P95_MS.get(name)
+                if target is not None and m["p95"] >= target:
+                    missed.append(name)
                 body = m["body"]
                 seen = (f"{body['total']:,} cases, close-out {body['close_out_rate']}, on time {body['on_time_rate']}, "
                         f"median {body['median_hours_to_close']} h" if isinstance(body, dict)
                         else f"{len(body)} volunteers, top {body[0]['points'] if body else None}")
-                print(f"{name:32s} p50 {m['p50']:7.1f} ms  p95 {m['p95']:7.1f} ms  max {m['max']:7.1f} ms  ({seen})")
-            target = TARGET_P95_MS[args.db]
-            print(f"worst p95 of the targeted views {worst:.0f} ms: {'meets' if worst < target else 'MISSES'} the "
-                  f"{target:.0f} ms target")
+                print(f"{name:32s} p50 {m['p50']:7.1f} ms  p95 {m['p95']:7.1f} ms  max {m['max']:7.1f} ms  "
+                      f"CPU p50 {m['cpu_p50']:7.1f} ms"
+                      + (f"  [target {target:.0f} ms]" if target else "") + f"  ({seen})")
+            print("targets: " + ("all met" if not missed else "MISSED for " + ", ".join(missed))
+                  + f" (load average {os.getloadavg()[0]:.2f})")
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
