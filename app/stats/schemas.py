@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -42,13 +42,13 @@ class Instant(fields.Field):
         try:
             if len(text) == 10:
                 day = check_instant_range(datetime.combine(date.fromisoformat(text), time(0), CHINA_TZ))
-                return day.astimezone(timezone.utc)
+                return day.astimezone(UTC)
             moment = check_instant_range(datetime.fromisoformat(text))
         except ValueError as exc:
             raise ValidationError("an ISO 8601 date or date-time") from exc
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=CHINA_TZ)
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
 
 
 class PeriodQuery(Schema):
