@@ -199,11 +199,12 @@ def _category(code: str, ch: Changes | None = None):
 def _bump(name: str, n: int = 1) -> int:
     """Add ``n`` to a named counter under its row lock; returns the new value."""
     dialect = db.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    db.session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing())
+    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(Counter.__table__)
+    # one statement: the row made or updated under its lock, its new value returned
     return db.session.execute(
-        update(Counter).where(Counter.name == name).values(value=Counter.value + n).returning(Counter.value)
-    ).scalar_one()
+        upsert.values(name=name, value=n).on_conflict_do_update(
+            index_elements=[Counter.__table__.c.name], set_={"value": Counter.__table__.c.value + n})
+        .returning(Counter.__table__.c.value)).scalar_one()
 
 
 def _settle(pending: Changes, links: list, cases: list) -> tuple[dict, int | None]:
