@@ -371,6 +371,17 @@ def profile(args) -> int:
                     in_lock[0] += time.process_time() - c0
 
             sync_services._apply_batch = timed_apply_batch
+            statements = [0]  # SQL statements sent (an executemany counts once)
+
+            def count(*_):
+                statements[0] += 1
+
+            with app.app_context():
+                from sqlalchemy import event
+
+                from app.extensions import db as _db
+
+                event.listen(_db.engine, "before_cursor_execute", count)
             send(build_batches(rng, grids, 1, 1, 10)[0][0])  # warm-up
             batches = build_batches(rng, grids, 1, args.batches, args.batch_size)[0]
             phases = {}
@@ -382,6 +393,7 @@ def profile(args) -> int:
                 prof = cProfile.Profile(time.process_time) if not args.cpu else None
                 t0, c0 = time.perf_counter(), time.process_time()
                 in_lock[0] = 0.0
+                statements[0] = 0
                 n = 0
                 if prof:
                     prof.enable()
@@ -391,13 +403,14 @@ def profile(args) -> int:
                     created.update({r["case_id"]: r["case_version"] for r in out if r.get("case_id")})
                 if prof:
                     prof.disable()
-                phases[name] = (prof, n, time.perf_counter() - t0, time.process_time() - c0, in_lock[0])
+                phases[name] = (prof, n, time.perf_counter() - t0, time.process_time() - c0, in_lock[0],
+                                statements[0] / len(batches))
             app_dir = re.escape(str(ROOT / "app") + os.sep)
-            for name, (prof, n, wall, cpu, locked) in phases.items():
+            for name, (prof, n, wall, cpu, locked, per_batch) in phases.items():
                 how = "under cProfile" if prof else "without cProfile"
                 print(f"\n=== {name}: {n} ops in {wall:.2f} s {how}, CPU {cpu * 1000 / n:.3f} ms per op"
                       f" ({n / cpu:,.0f} ops per CPU second, one thread), of which in the write transaction"
-                      f" {locked * 1000 / n:.3f} ms ===")
+                      f" {locked * 1000 / n:.3f} ms; {per_batch:.0f} SQL statements per batch ===")
                 if prof is None:
                     continue
                 out = io.StringIO()
