@@ -138,6 +138,8 @@ def criteria(user: User, filters: dict, now: datetime) -> list:
     if filters.get("to"):
         where.append(Case.reported_at < filters["to"])
     if filters.get("q"):
+        # ILIKE '%q%' on PostgreSQL, where a rare q (a case number) is a look-up in the trigram indexes
+        # ix_cases_description_trgm and ix_cases_number_trgm; lower() LIKE on SQLite, a read of the scope's rows
         q = filters["q"]
         where.append(or_(Case.description.icontains(q, autoescape=True),
                          Case.number.icontains(q, autoescape=True)))
