@@ -24,7 +24,7 @@ from app.auth.scope import case_criterion
 from app.cases import services as cases
 from app.cases.detail import case_to_dict
 from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
-from app.database import reset_begin_mode, set_begin_mode, utcnow
+from app.database import read_only_transactions, reset_begin_mode, set_begin_mode, utcnow
 from app.devices.models import Device
 from app.errors import NUL_MESSAGE, DomainError, PayloadTooLarge, ValidationFailed, _flatten, nul_paths
 from app.extensions import db
@@ -467,6 +467,11 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
         results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now, neighbours)
     finally:
         reset_begin_mode(begin)
+    # After the commit, outside the write lock: which photos the cases still lack. (Should this read fail,
+    # the batch stands and a resend gets the same answers as duplicates.)
+    with read_only_transactions():
+        _fill_missing_photos(results)
+        db.session.commit()
     return {"server_time": now.isoformat(), "clock_skew_s": None if skew is None else round(skew, 1),
             "results": results}
 
@@ -508,7 +513,6 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             _record_device(user, envelope, now)
             cases.finish_changes()
             db.session.flush()
-            _fill_missing_photos(results)
             db.session.commit()
             return results
         except (_Unsafe, IntegrityError):
