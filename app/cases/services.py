@@ -2,8 +2,9 @@
 resolve a conflict. Every change is an append-only event; ``version`` is the number of the last one.
 
 These functions neither commit nor catch: the caller (a sync batch, an online route) owns the
-transaction and calls ``finish_changes()`` just before committing, which numbers new cases and stamps
-the change order the phones pull by.
+transaction and calls ``finish_changes()`` just before committing, which numbers new cases, stamps
+the change order the phones pull by and writes the rows a sync batch queued (``create_case(rows=True)``,
+``update_case(as_row=True)``: plain INSERTs, one per table, no ORM objects).
 """
 
 from __future__ import annotations

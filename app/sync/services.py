@@ -1,9 +1,18 @@
 """The sync protocol (v1): a batch of ops applied exactly once, answered per op.
 
-One batch is one database transaction, and each op runs in a savepoint inside it: a bad op is rolled back
-alone and never blocks the ops behind it, and nothing is acknowledged before the commit, so a crash at any
-instant leaves every op either applied and logged or not at all. The op log row is written in the op's
-own savepoint, beside its effects.
+A batch runs in three steps:
+
+1. Before the write lock (a read-only transaction; on SQLite beside another worker's writes): each op is
+   validated, ops already in the op log are answered from it, and each report's checks, place, flags and
+   first stage are worked out (``plan_report``), with the open cases around the reports read once.
+2. Under the write lock, one database transaction: nothing is acknowledged before its commit, so a crash
+   at any instant leaves every op either applied and logged or not at all, and the op log rows go in with
+   the ops' effects. Reports, and edits of cases only edited in this batch, check everything that can
+   refuse them before their first write and so need no savepoint: their rows (case, event, stage, photo
+   links, op log) are written with one plain INSERT per table at the end. Any other op runs in a
+   savepoint of its own: a bad op is rolled back alone and never blocks the ops behind it. Should an op
+   fail half-way outside a savepoint, the batch runs again with a savepoint per op.
+3. After the commit: which photos the batch's cases still lack.
 """
 
 from __future__ import annotations

@@ -3,7 +3,15 @@ up front) answer and store exactly what the op-by-op path does, alone and mixed 
 
 from __future__ import annotations
 
-from helpers import Phone, fake_hash, new_id, note_op, report_op, transition_op, update_op
+from helpers import (
+    Phone,
+    fake_hash,
+    new_id,
+    note_op,
+    report_op,
+    transition_op,
+    update_op,
+)
 from sqlalchemy import func, select
 
 from app.cases.models import Case, CaseEvent, CasePhoto, CaseStage, Conflict
