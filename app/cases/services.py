@@ -123,7 +123,11 @@ class Changes:
 
 
 def changes() -> Changes:
-    return db.session.info.setdefault("gridcase_changes", Changes())
+    info = db.session.info
+    pending = info.get("gridcase_changes")
+    if pending is None:  # (not setdefault: that would build a Changes on every call)
+        pending = info["gridcase_changes"] = Changes()
+    return pending
 
 
 _session_changes = changes  # for functions with an argument named ``changes``
