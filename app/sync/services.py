@@ -495,7 +495,13 @@ def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_t
         if item.answer is None and item.op["type"] == "report.create":
             actor = cases.Actor(user=user, device_id=device_id, op_id=item.op["op_id"].lower(),
                                 client_time=client_time)
-            item.plan = plan = cases.plan_report(actor, item.op["report"], skew_flag=skew_flag)
+            try:
+                item.plan = plan = cases.plan_report(actor, item.op["report"], skew_flag=skew_flag)
+            except DBAPIError:
+                raise  # the database, not the op: the request fails and the phone sends again
+            except Exception:  # planned again under the lock, where a failure is the op's own (a retry)
+                log.exception("planning report %s failed", item.op["op_id"])
+                continue
             if plan.values and plan.values["lat"] is not None:
                 points.append((plan.values["lat"], plan.values["lon"]))
                 categories.add(plan.values["category"])

@@ -169,3 +169,20 @@ def test_neighbours_read_before_the_lock_are_brought_up_to_date_under_it(app, cl
     # and through the protocol: a report next to them is flagged with both open ones
     answer = worker.one(report_op(lat=lat + 0.00005, lon=lon))
     assert set(answer["duplicate_of"]) == {kept, late}
+
+
+def test_a_report_that_cannot_be_planned_fails_alone(app, client, auth):
+    from datetime import date, timedelta
+
+    from app.cases.models import CalendarDay
+
+    worker = Phone(client, auth, "wanggeyuan")
+    case_id = worker.one(report_op())["case_id"]
+    with app.app_context():  # a calendar with no working day for years: no deadline can be set
+        start = date.today() - timedelta(days=2)
+        db.session.add_all(CalendarDay(day=start + timedelta(days=i), workday=False, name="停工")
+                           for i in range(3 * 366 + 10))
+        db.session.commit()
+    results = worker.sync(report_op(), note_op(case_id), client_time="now")["results"]
+    assert results[0]["status"] == "retry" and results[0]["code"] == "server_error"
+    assert results[1]["status"] == "applied" and results[1]["case_version"] == 2
