@@ -152,7 +152,8 @@ def _check(app, rng: random.Random) -> None:
             GRID_A1)]
         periods = [(BASE, BASE + timedelta(days=61)),  # whole days only (UTC midnights: 08:00 in China)
                    (datetime(2026, 9, 30, 16, tzinfo=UTC), datetime(2026, 11, 30, 16, tzinfo=UTC)),
-                   (BASE + timedelta(hours=5), BASE + timedelta(hours=20))]  # inside one day
+                   (BASE + timedelta(hours=5), BASE + timedelta(hours=20)),  # inside one day
+                   (BASE + timedelta(hours=5), datetime(2027, 6, 1, 3, tzinfo=UTC))]  # past every row
         periods += [tuple(sorted((_instant(rng), _instant(rng)))) for _ in range(6)]
         now = BASE + timedelta(days=20)
         for root in regions:
