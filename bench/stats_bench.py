@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     args = parser.parse_args()
     review_bench.TOTAL_CASES = args.cases
+    review_bench.REBUILD_ROLLUP = False
     print("machine:", ", ".join(f"{k}={v}" for k, v in machine().items()))
 
     from app import create_app

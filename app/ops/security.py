@@ -8,7 +8,7 @@ over TLS (behind a proxy: set GRIDCASE_PROXY_FIX_X_PROTO=1 so the scheme is trus
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
@@ -49,13 +49,19 @@ def register(app: Flask) -> None:
 
 
 def _token_claims() -> dict | None:
+    """The request's token claims for the rate-limit keys, decoded once per request (the user and the device
+    limits both ask)."""
+    if "limit_claims" in g:
+        return g.limit_claims
     try:
         verify_jwt_in_request(optional=True)
-        return get_jwt() or None
+        claims = get_jwt() or None
     except (JWTExtendedException, PyJWTError):
-        return None
+        claims = None
     except Exception:  # the view's own auth check reports token problems; the limit just falls back
-        return None
+        claims = None
+    g.limit_claims = claims
+    return claims
 
 
 def user_key() -> str:

@@ -171,6 +171,19 @@ def test_filters(client, cases, reviewer, query, expected):
     assert _ids(client, reviewer, query) == _names(cases, *expected)
 
 
+@pytest.mark.parametrize("walk_from", [0, 10_000])
+def test_conflict_filter_both_ways(client, cases, reviewer, monkeypatch, walk_from):
+    """With many open conflicts SQLite walks the page and probes each case, with few it starts from the
+    conflicts: the same cases either way, in both directions and with other filters."""
+    from app.cases import queue
+
+    monkeypatch.setattr(queue, "CONFLICTS_WALK_FROM", walk_from)
+    assert _ids(client, reviewer, "has_conflicts=true") == _names(cases, "conflicted")
+    assert _ids(client, reviewer, "has_conflicts=true&state=closed") == set()
+    assert _ids(client, reviewer, "has_conflicts=false") == _names(
+        cases, *(n for n in TOWN_A_CASES if n != "conflicted"))
+
+
 def test_flag_any_and_number_search(app, client, cases, reviewer):
     got = _ids(client, reviewer, "flag=any")
     assert cases["dup"] in got and cases["fire"] not in got
