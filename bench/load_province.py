@@ -655,11 +655,14 @@ def closed_loop(phones: list[Phone], seconds: float, reviewers: list[Reviewer], 
     def think(phone: Phone) -> float:
         return phone.rng.expovariate(per_phone) if per_phone else phone.rng.uniform(1, 3)
 
+    def pause(seconds: float) -> None:  # a phone thinking past the end of the phase stops at the end
+        time.sleep(max(0.0, min(seconds, stop_at - time.perf_counter())))
+
     def run(phone: Phone) -> None:
-        time.sleep(phone.rng.uniform(0, 2) if not per_phone else think(phone))  # phones do not all start at once
+        pause(phone.rng.uniform(0, 2) if not per_phone else think(phone))  # phones do not all start at once
         while time.perf_counter() < stop_at:
             phone.cycle(tally)
-            time.sleep(think(phone))
+            pause(think(phone))
 
     m0, c0, t0 = scrape(base), meter.sample(), time.perf_counter()
     threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in phones]
