@@ -102,14 +102,24 @@ class LocalStorage:
     def put_file(self, key: str, path: str | os.PathLike) -> None:
         """Copy ``path`` in under ``key``. Raises ValueError for a bad key, OSError if the copy fails (then
         nothing is left behind)."""
+        self._path(key)  # a bad key is refused before the file is opened
+        with open(path, "rb") as src:
+            self._write(key, lambda out: shutil.copyfileobj(src, out, 1024 * 1024))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, atomically as ``put_file`` does."""
+        self._write(key, lambda out: out.write(data))
+
+    def _write(self, key: str, fill) -> None:
+        """Write the object under ``key`` through ``fill(file)``: beside the target, then rename. os.replace
+        within one directory is atomic, so a reader sees the old object or the whole new one, never a
+        prefix; a crash leaves only a dot-temp file, a failure nothing."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target, then rename: os.replace within one directory is atomic, so a reader
-        # sees the old object or the whole new one, never a prefix; a crash leaves only a dot-temp file.
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                shutil.copyfileobj(src, out, 1024 * 1024)
+            with os.fdopen(fd, "wb") as out:
+                fill(out)
                 out.flush()
                 os.fsync(out.fileno())  # the data is on disk before the name points at it
             os.replace(tmp, target)
@@ -120,25 +130,6 @@ class LocalStorage:
                 pass
             raise
         _fsync_dir(target.parent)  # and the rename itself survives a power cut
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key``, atomically as ``put_file`` does."""
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(target.parent)
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")

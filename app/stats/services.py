@@ -20,11 +20,13 @@ floor reads the values (interpolated as PostgreSQL's percentile_cont does).
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import and_, bindparam, func, literal, or_, select, text, union_all
 from sqlalchemy import case as sql_case
+from sqlalchemy.exc import OperationalError
 
 from app.auth.scope import require_region_visible, subtree_criterion
 from app.cases import deadlines
@@ -50,6 +52,8 @@ from app.stats.models import (
 )
 from app.stats.schemas import CHINA_TZ
 from app.users.models import User
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PERIOD = timedelta(days=30)
 RATE_PLACES = 4
@@ -212,6 +216,10 @@ def _fold_if_due() -> None:
     try:
         with db.engine.begin() as conn:
             rollup.fold(conn)
+    except OperationalError:
+        # Only housekeeping: the figures read the sums and the deltas alike, so a fold that cannot get the
+        # write lock now (a long sync batch, a busy database) is left to the next request.
+        log.warning("roll-up fold skipped: the database is busy", exc_info=True)
     finally:
         reset_begin_mode(token)
 

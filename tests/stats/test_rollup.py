@@ -280,3 +280,39 @@ def test_install_drops_stale_triggers(app):
         installed = {name for (name,) in conn.execute(text(names))}
         assert "stats_old_insert" not in installed
         assert {name for name, _ in rollup.trigger_names()} <= installed
+
+
+def test_a_fold_that_cannot_get_the_database_leaves_the_figures_whole(app, client, auth, monkeypatch, caplog):
+    """Folding is housekeeping: when it cannot run (a busy database), the figures still answer, from the
+    sums and the deltas, the same as after a fold, and the deltas wait for the next request."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.extensions import db
+    from app.stats import rollup, services
+
+    _mix(app, random.Random(5), 40)
+    with app.app_context(), db.engine.connect() as conn:
+        pending = conn.execute(text("SELECT COUNT(*) FROM stats_reported_delta")).scalar()
+    assert pending > 0
+    monkeypatch.setattr(services, "FOLD_AFTER", 1)
+    real_fold = rollup.fold
+
+    def busy(connection):
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(rollup, "fold", busy)
+    url = "/api/v1/stats?region=" + TOWN_A + "&from=2025-01-01&to=2027-12-31"
+    response = client.get(url, headers=auth.headers("reviewer"))
+    assert response.status_code == 200, response.get_json()
+    assert "roll-up fold skipped" in caplog.text
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM stats_reported_delta")).scalar() == pending
+    monkeypatch.setattr(rollup, "fold", real_fold)
+    after = client.get(url, headers=auth.headers("reviewer"))
+    assert after.status_code == 200
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM stats_reported_delta")).scalar() == 0  # folded now
+    def figures(body: dict) -> dict:
+        return {k: v for k, v in body.items() if k != "generated_at"}
+
+    assert figures(after.get_json()) == figures(response.get_json())
