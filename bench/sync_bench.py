@@ -62,7 +62,7 @@ RISKS = ["red", "yellow", "blue"]
 # ---------------------------------------------------------------------------------------------- database
 
 
-from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
+from machine import cpu_by_group, cpu_spent, machine  # noqa: E402  (bench/machine.py)
 
 def make_database(url: str, workdir: Path) -> None:
     """``flask db upgrade`` + ``flask demo seed``, as an operator would."""
@@ -93,6 +93,35 @@ class Database:
     def close(self) -> None:
         if self.pg is not None:
             self.pg.stop()
+
+
+class PgStatements:
+    """pg_stat_statements of the bench's server (``--pg-statements``): where PostgreSQL's time goes."""
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+
+        self.engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with self.engine.connect() as c:
+            c.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        self.reset()
+
+    def reset(self) -> None:
+        with self.engine.connect() as c:
+            c.exec_driver_sql("SELECT pg_stat_statements_reset()")
+
+    def show(self, phase: str, ops: int, top: int) -> None:
+        import sqlalchemy as sa
+
+        with self.engine.connect() as c:
+            rows = c.execute(sa.text(
+                "SELECT total_exec_time, calls, rows, query FROM pg_stat_statements "
+                "WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT :top"),
+                {"top": top}).all()
+            total = c.exec_driver_sql("SELECT sum(total_exec_time) FROM pg_stat_statements").scalar() or 0
+        print(f"\n  PostgreSQL, {phase}: statements took {total * 1000 / max(ops, 1):,.0f} µs per op in all")
+        for ms, calls, n, query in rows:
+            print(f"    {ms * 1000 / max(ops, 1):7,.0f} µs/op  {calls:6} calls {n:7} rows  {' '.join(query.split())[:150]}")
 
 
 # ---------------------------------------------------------------------------------------------- ops
@@ -193,16 +222,18 @@ def run_phase(name: str, phones: list[Phone], batches: list[list], known: dict |
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(phones))]
     for t in threads:
         t.start()
+    cpu0 = cpu_by_group()
     barrier.wait()
     t0 = time.perf_counter()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    cpu = cpu_spent(cpu0, cpu_by_group())
     n = sum(len(r) for r in results)
     out = {"phase": name, "ops": n, "wall_s": wall, "ops_per_s": n / wall, "statuses": statuses,
            "p50_ms": percentile(latencies, 50) * 1000, "p95_ms": percentile(latencies, 95) * 1000,
            "p99_ms": percentile(latencies, 99) * 1000, "max_ms": max(latencies, default=0) * 1000,
-           "errors": errors, "results": results}
+           "errors": errors, "results": results, "cpu": cpu}
     return out
 
 
@@ -216,6 +247,8 @@ def show(phase: dict, target: float | None = None, p99_target: float | None = No
           f"   batch p50 {phase['p50_ms']:6.1f} ms  p95 {phase['p95_ms']:6.1f} ms  p99 {phase['p99_ms']:6.1f} ms"
           f"  max {phase['max_ms']:6.1f} ms")
     print(f"  {'':<22} statuses {phase['statuses']}" + (f"   {'; '.join(verdict)}" if verdict else ""))
+    per_op = ", ".join(f"{k} {v / max(phase['ops'], 1) * 1e6:,.0f}" for k, v in phase["cpu"].items() if v)
+    print(f"  {'':<22} CPU s {phase['cpu']}; per op (µs): {per_op}")
     if phase["errors"]:
         print(f"  {'':<22} ERRORS: {phase['errors'][:3]}")
 
@@ -274,6 +307,14 @@ def bench_server(args) -> int:
         tmp = Path(tmp)
         t0 = time.perf_counter()
         database = Database(args.db, tmp)
+        if args.sql:  # an experiment: e.g. --sql "DROP INDEX ix_cases_state"
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(database.url)
+            with engine.begin() as c:
+                for statement in args.sql:
+                    c.exec_driver_sql(statement)
+            engine.dispose()
         print(f"database made (flask db upgrade + demo seed) in {time.perf_counter() - t0:.1f} s")
         server = ServerProcess(database.url, tmp, workers=args.workers, worker_class=args.worker_class,
                                threads=args.threads, extra_env={
@@ -294,11 +335,18 @@ def bench_server(args) -> int:
             run_phase("warm-up", phones, warm)
 
             batches = build_batches(rng, grids, args.clients, args.batches, args.batch_size)
+            statements = PgStatements(database.url) if args.pg_statements else None
             create = run_phase("report.create", phones, batches)
+            if statements:
+                statements.show("report.create", create["ops"], args.top)
             replay = run_phase("replay (duplicate)", phones, batches)
             known = {r["case_id"]: r["case_version"] for rs in create["results"] for r in rs if r.get("case_id")}
             updates = build_updates(rng, known, args.clients, args.update_batches, args.batch_size)
+            if statements:
+                statements.reset()
             update = run_phase("case.update (merges)", phones, updates, known)
+            if statements:
+                statements.show("case.update", update["ops"], args.top)
         except BaseException:
             print(server.log_text()[-5000:], file=sys.stderr)
             raise
@@ -339,6 +387,14 @@ def profile(args) -> int:
     with tempfile.TemporaryDirectory(prefix="gridcase-profile-") as tmp:
         tmp = Path(tmp)
         database = Database(args.db, tmp)
+        if args.sql:  # an experiment: e.g. --sql "DROP INDEX ix_cases_state"
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(database.url)
+            with engine.begin() as c:
+                for statement in args.sql:
+                    c.exec_driver_sql(statement)
+            engine.dispose()
         try:
             from app import create_app
 
@@ -458,6 +514,10 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile an in-process run instead")
     parser.add_argument("--profile-out", help="with --profile: write the whole run's stats here")
     parser.add_argument("--cpu", action="store_true", help="with --profile: CPU time per op only, no cProfile")
+    parser.add_argument("--sql", action="append", default=[],
+                        help="an experiment: SQL run on the new database before the server starts (repeatable)")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="PostgreSQL: print pg_stat_statements' top statements (--top) per phase")
     parser.add_argument("--top", type=int, default=25, help="with --profile: rows per phase")
     args = parser.parse_args()
     print("machine: " + "  ".join(f"{k}={v}" for k, v in machine().items()))

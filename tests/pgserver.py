@@ -292,6 +292,12 @@ class PostgresServer:
             "logging_collector": "off",
             "timezone": "'UTC'",
         }
+        # Extra settings for a benchmark's server, e.g. GRIDCASE_PG_EXTRA_CONF="shared_preload_libraries =
+        # 'pg_stat_statements'; track_io_timing = on" (never set by the tests).
+        for item in os.environ.get("GRIDCASE_PG_EXTRA_CONF", "").split(";"):
+            if "=" in item:
+                key, value = item.split("=", 1)
+                settings[key.strip()] = value.strip()
         with conf.open("a") as fh:
             fh.write("\n# --- tests/pgserver.py ---\n")
             for k, v in settings.items():
