@@ -15,6 +15,7 @@ import math
 import os
 import re
 import struct
+import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -312,9 +313,35 @@ def _encode_jpeg(img: Image.Image) -> bytes:
     # resize() and copy() carry info (exif, xmp, icc_profile, comment) along; drop it all so no later
     # Pillow default can write it back out.
     img.info = {}
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False)
-    return buf.getvalue()
+    scratch = _scratch_file()
+    if scratch is None:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False)
+        return buf.getvalue()
+    # Pillow encodes into an object with a file descriptor without holding the GIL (into a BytesIO it
+    # holds it throughout), so the photos of a gthread worker's other requests are encoded at the same
+    # time. The thread's scratch file is written over from the start each time: its pages are reused.
+    scratch.seek(0)
+    img.save(scratch, "JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False)
+    size = scratch.tell()
+    data = os.pread(scratch.fileno(), size, 0)
+    if len(data) != size:  # cannot happen with a memory file; never hand out a short copy
+        raise OSError("short read of an encoded derivative")
+    return data
+
+
+_scratch = threading.local()
+
+
+def _scratch_file() -> io.FileIO | None:
+    """This thread's in-memory file (Linux memfd) to encode into, or None where there is none."""
+    scratch = getattr(_scratch, "file", None)
+    if scratch is None and hasattr(os, "memfd_create"):
+        try:
+            scratch = _scratch.file = io.FileIO(os.memfd_create("gridcase-jpeg", os.MFD_CLOEXEC), "w+b")
+        except OSError:  # e.g. a sandbox without memfd: encode in Python memory instead
+            return None
+    return scratch
 
 
 def _dhash(img: Image.Image) -> str:

@@ -652,3 +652,44 @@ def _small_seeds(photos: Path) -> dict[str, bytes]:
         _SEEDS["jpeg"] = (photos / "Canon_40D.jpg").read_bytes()
         _SEEDS["heif"] = (photos / "samplefilehub.heif").read_bytes()
     return _SEEDS
+
+
+# --- encoding into the thread's memory file ---------------------------------------------------------
+
+
+def _noise(size: tuple[int, int], seed: int) -> Image.Image:
+    import random
+
+    rng = random.Random(seed)
+    return Image.frombytes("RGB", size, bytes(rng.getrandbits(8) for _ in range(size[0] * size[1] * 3)))
+
+
+def test_a_small_encode_after_a_large_one_carries_no_stale_tail(monkeypatch):
+    """The scratch file is written over, never truncated: each derivative must be exactly its own bytes."""
+    from app.media import pipeline
+
+    big, small = _noise((640, 480), 1), _noise((40, 30), 2)
+    via_scratch = [pipeline._encode_jpeg(big.copy()), pipeline._encode_jpeg(small.copy())]
+    assert pipeline._scratch_file() is not None  # Linux: the memfd path is the one under test
+    monkeypatch.setattr(pipeline, "_scratch_file", lambda: None)
+    via_bytes = [pipeline._encode_jpeg(big.copy()), pipeline._encode_jpeg(small.copy())]
+    assert via_scratch == via_bytes
+    assert len(via_scratch[1]) < len(via_scratch[0]) and via_scratch[1].endswith(b"\xff\xd9")
+    assert Image.open(io.BytesIO(via_scratch[1])).size == (40, 30)
+
+
+def test_threads_encode_at_once_each_into_its_own_file():
+    """Several threads encoding at once (a gthread worker's photos) each get their own image back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.media import pipeline
+
+    images = [_noise((200 + 10 * i, 150), i) for i in range(8)]
+    expected = []
+    for img in images:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=pipeline.JPEG_QUALITY, optimize=False, progressive=False)
+        expected.append(buf.getvalue())
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda img: pipeline._encode_jpeg(img.copy()), images)) == expected
