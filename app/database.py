@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextvars
 import fcntl
 import os
+import re
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
@@ -167,3 +168,60 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+# --- many rows at once ------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_insert_plans: dict[tuple, tuple | None] = {}
+
+
+def insert_many(connection, table, rows: list[dict]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``table``: what ``connection.execute(insert(table),
+    rows)`` does, without SQLAlchemy's per-row work. The statement SQLAlchemy compiles for these columns and
+    each column's own bind processor (UTC timestamps, JSON) are worked out once per table and set of
+    columns; the rows then go to the driver's executemany as plain tuples. Plain INSERTs: the database's
+    triggers and constraints see every row. (One multi-row VALUES statement was tried on PostgreSQL: the
+    server did ~90 µs less per report, psycopg ~130 µs more.) A table whose statement would fill in column
+    defaults the rows leave out goes through SQLAlchemy."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    dialect = connection.dialect
+    key = (table.name, columns, dialect.name)
+    if key not in _insert_plans:
+        _insert_plans[key] = _insert_plan(table, columns, dialect)
+    plan = _insert_plans[key]
+    if plan is None:
+        connection.execute(insert(table), rows)
+        return
+    statement, names, processors = plan
+    params = []
+    for row in rows:
+        row_params = [row[name] for name in names]
+        for i, process in processors:
+            row_params[i] = process(row_params[i])
+        params.append(tuple(row_params))
+    connection.exec_driver_sql(statement, params)
+
+
+def _insert_plan(table, columns: tuple[str, ...], dialect) -> tuple | None:
+    """(SQL with positional placeholders, bind names in their order, [(index, processor)]), or None when
+    the compiled statement binds anything but ``columns`` (defaults to fill in: SQLAlchemy's job) or uses a
+    parameter style this does not know."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    statement = compiled.string
+    if dialect.paramstyle == "qmark":  # SQLite
+        names = tuple(compiled.positiontup or ())
+    elif dialect.paramstyle == "pyformat":  # psycopg: %(name)s becomes %s, in order
+        names = tuple(_PLACEHOLDER.findall(statement))
+        statement = _PLACEHOLDER.sub("%s", statement)
+        if statement.count("%") != len(names):  # a literal % somewhere: not ours to rewrite
+            return None
+    else:
+        return None
+    if sorted(names) != sorted(columns):
+        return None
+    bind_processors = compiled._bind_processors
+    processors = [(i, bind_processors[name]) for i, name in enumerate(names) if bind_processors.get(name)]
+    return statement, names, processors

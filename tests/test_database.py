@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -73,3 +74,68 @@ def test_concurrent_immediate_writers_on_one_file(tmp_path, threads):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT n FROM counter")).scalar_one() == threads * 50
     assert (tmp_path / "db.sqlite3-writeturn").exists()
+
+
+# --- insert_many: SQLAlchemy's INSERT without its per-row work ----------------------------------------
+
+
+def _scratch_tables():
+    from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    from app.database import UTCDateTime
+
+    meta = MetaData()
+
+    def make(name):
+        return Table(name, meta, Column("id", String(36), primary_key=True), Column("at", UTCDateTime()),
+                     Column("data", JSON), Column("flags", JSON().with_variant(JSONB(), "postgresql")),
+                     Column("done", Boolean), Column("n", Integer), Column("note", String(100)),
+                     Column("stamp", UTCDateTime(), default=lambda: datetime(2020, 1, 1, tzinfo=timezone.utc)))
+    return meta, make("im_fast"), make("im_orm")
+
+
+
+def test_insert_many_stores_exactly_what_sqlalchemy_stores(app):
+    """Same rows through insert_many and through SQLAlchemy's executemany: the very same stored values
+    (SQLite's timestamp text, JSON null against SQL NULL, booleans, non-UTC offsets), read back raw."""
+    from sqlalchemy import insert
+
+    from app.database import _insert_plans, insert_many
+    from app.extensions import db
+
+    meta, fast, orm = _scratch_tables()
+    cst = timezone(timedelta(hours=8))
+    rows = [{"id": f"r{i}", "at": datetime(2026, 11, 25, 20, 30, 15, i * 1000, tzinfo=cst) if i % 3 else None,
+             "data": {"字段": "值", "n": i} if i % 2 else None, "flags": ["outside_micro_grid"] if i % 2 else [],
+             "done": bool(i % 2), "n": i, "note": "网格员 📷" if i % 4 else None, "stamp": None}
+            for i in range(7)]
+    with app.app_context():
+        meta.create_all(db.engine)
+        with db.engine.begin() as conn:
+            insert_many(conn, fast, rows)
+            conn.execute(insert(orm), rows)
+            assert _insert_plans[("im_fast", tuple(rows[0]), conn.dialect.name)] is not None  # the fast path ran
+            columns = "id, at, data, flags, done, n, note, stamp"
+            got = conn.exec_driver_sql(f"SELECT {columns} FROM im_fast ORDER BY id").all()
+            want = conn.exec_driver_sql(f"SELECT {columns} FROM im_orm ORDER BY id").all()
+            assert got == want and len(got) == 7
+            assert conn.exec_driver_sql("SELECT count(*) FROM im_fast WHERE data IS NULL").scalar() == \
+                conn.exec_driver_sql("SELECT count(*) FROM im_orm WHERE data IS NULL").scalar()
+        meta.drop_all(db.engine)
+
+
+def test_insert_many_leaves_defaults_to_sqlalchemy(app):
+    """Rows that leave out a column with a Python default go through SQLAlchemy, which fills it in."""
+    from app.database import _insert_plans, insert_many
+    from app.extensions import db
+
+    meta, fast, _ = _scratch_tables()
+    with app.app_context():
+        meta.create_all(db.engine)
+        with db.engine.begin() as conn:
+            insert_many(conn, fast, [{"id": "a", "n": 1}, {"id": "b", "n": 2}])
+            assert _insert_plans[("im_fast", ("id", "n"), conn.dialect.name)] is None
+            stamps = conn.execute(fast.select().order_by(fast.c.id)).all()
+            assert [row.stamp for row in stamps] == [datetime(2020, 1, 1, tzinfo=timezone.utc)] * 2
+        meta.drop_all(db.engine)

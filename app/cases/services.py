@@ -27,7 +27,7 @@ from app.cases.models import (
     OPEN_STATES, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, CaseStage, Category, Conflict, Counter,
     cell_of,
 )
-from app.database import utcnow
+from app.database import insert_many, utcnow
 from app.cases.deadlines import CHINA
 from app.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
@@ -174,7 +174,7 @@ def _insert_rows(queued: dict[str, list[SimpleNamespace]]) -> None:
             values = vars(row)
             groups.setdefault(tuple(values), []).append(values)
         for group in groups.values():
-            db.session.execute(insert(table), group)
+            insert_many(db.session.connection(), table, group)
 
 
 _REGION_COLUMNS = ("code", "level", *(f"{level}_code" for level in LEVELS))
