@@ -115,7 +115,9 @@ def test_insert_many_stores_exactly_what_sqlalchemy_stores(app):
         with db.engine.begin() as conn:
             insert_many(conn, fast, rows)
             conn.execute(insert(orm), rows)
-            assert _insert_plans[("im_fast", tuple(rows[0]), conn.dialect.name)] is not None  # the fast path ran
+            plan = _insert_plans[("im_fast", tuple(rows[0]), conn.dialect.name)]
+            assert plan is not None  # the fast path ran: executemany on SQLite, COPY on PostgreSQL
+            assert (plan[3] is not None) == (conn.dialect.name == "postgresql")
             columns = "id, at, data, flags, done, n, note, stamp"
             got = conn.exec_driver_sql(f"SELECT {columns} FROM im_fast ORDER BY id").all()
             want = conn.exec_driver_sql(f"SELECT {columns} FROM im_orm ORDER BY id").all()
@@ -138,4 +140,27 @@ def test_insert_many_leaves_defaults_to_sqlalchemy(app):
             assert _insert_plans[("im_fast", ("id", "n"), conn.dialect.name)] is None
             stamps = conn.execute(fast.select().order_by(fast.c.id)).all()
             assert [row.stamp for row in stamps] == [datetime(2020, 1, 1, tzinfo=timezone.utc)] * 2
+        meta.drop_all(db.engine)
+
+
+def test_insert_many_raises_sqlalchemy_errors_and_keeps_the_transaction_usable(app):
+    """A constraint broken inside the batch is SQLAlchemy's IntegrityError (COPY's too), so the sync's
+    handlers see what they expect; rolled back to a savepoint, the connection goes on."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.database import insert_many
+    from app.extensions import db
+
+    meta, fast, _ = _scratch_tables()
+    row = {"id": "same", "at": None, "data": None, "flags": [], "done": False, "n": 1, "note": None, "stamp": None}
+    with app.app_context():
+        meta.create_all(db.engine)
+        with db.engine.begin() as conn:
+            insert_many(conn, fast, [row])
+            savepoint = conn.begin_nested()
+            with pytest.raises(IntegrityError):
+                insert_many(conn, fast, [{**row, "id": "other"}, row])
+            savepoint.rollback()
+            insert_many(conn, fast, [{**row, "id": "later"}])
+            assert conn.exec_driver_sql("SELECT id FROM im_fast ORDER BY id").scalars().all() == ["later", "same"]
         meta.drop_all(db.engine)
