@@ -215,3 +215,30 @@ def test_production_password_parameters():
     h = hasher.hash("correct horse battery staple")
     assert "m=65536,t=3,p=1" in h
     assert hasher.verify(h, "correct horse battery staple")
+
+
+def test_a_request_verifies_its_token_once(app, client, auth):
+    """The rate limiter's key (a sync is limited per user and per device) and the view share one
+    verification: the token's session and user are looked up once per request; a revoked session is still
+    refused by the view."""
+    from app.extensions import jwt
+
+    login = auth.login("wanggeyuan")
+    h = {"Authorization": f"Bearer {login['access_token']}"}
+    envelope = {"device_id": login["device_id"], "ops": []}
+    lookup = jwt._user_lookup_callback
+    calls = []
+
+    def counted(*args):
+        calls.append(args)
+        return lookup(*args)
+
+    jwt._user_lookup_callback = counted
+    try:
+        assert client.post("/api/v1/sync", json=envelope, headers=h).status_code == 200
+        assert len(calls) == 1
+        assert client.post("/api/v1/auth/logout", headers=h).status_code in (200, 204)
+        r = client.post("/api/v1/sync", json=envelope, headers=h)
+        assert r.status_code == 401 and r.get_json()["code"] == "token_revoked"
+    finally:
+        jwt._user_lookup_callback = lookup
