@@ -339,7 +339,11 @@ def bench_server(args) -> int:
             create = run_phase("report.create", phones, batches)
             if statements:
                 statements.show("report.create", create["ops"], args.top)
+            if statements:
+                statements.reset()
             replay = run_phase("replay (duplicate)", phones, batches)
+            if statements:
+                statements.show("replay", replay["ops"], args.top)
             known = {r["case_id"]: r["case_version"] for rs in create["results"] for r in rs if r.get("case_id")}
             updates = build_updates(rng, known, args.clients, args.update_batches, args.batch_size)
             if statements:

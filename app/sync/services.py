@@ -561,7 +561,11 @@ def _fill_missing_photos(results: list[dict]) -> None:
 
 
 def _record_device(user: User, envelope: dict, now: datetime) -> None:
-    device = db.session.get(Device, envelope["device_id"])
+    # Without autoflush: the cases changed so far are flushed once, after ``finish_changes`` has stamped
+    # them, as one UPDATE each (flushed here, each would be updated twice: a new row version and an entry
+    # in every index of ``cases`` for the stamp alone).
+    with db.session.no_autoflush:
+        device = db.session.get(Device, envelope["device_id"])
     if device is None:
         device = Device(id=envelope["device_id"], user_id=user.id, first_seen=now)
         db.session.add(device)

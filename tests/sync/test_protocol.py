@@ -496,3 +496,30 @@ def test_devices_show_unsent_work(client, auth, worker):
     assert mine[0]["last_sync_at"]
     other = client.get("/api/v1/devices", headers=auth.headers("reviewer_b")).get_json()
     assert worker.device_id not in {d["id"] for d in other}
+
+
+def test_a_batch_of_updates_writes_each_case_once(app, worker):
+    """Merged fields and the change stamp go out together: one UPDATE per changed case (a second one for
+    the stamp alone would make a new row version and an entry in every index of ``cases`` again)."""
+    from sqlalchemy import event
+
+    ids = [r["case_id"] for r in worker.sync(*(report_op() for _ in range(3)))["results"]]
+    updates = []
+
+    def count_updates(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE CASES "):
+            updates.extend(parameters if executemany else [parameters])
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count_updates)
+    try:
+        out = worker.sync(*(update_op(cid, 1, {"risk_level": "red", "description": f"复查 {i}"})
+                            for i, cid in enumerate(ids)))
+    finally:
+        event.remove(engine, "before_cursor_execute", count_updates)
+    assert [r["status"] for r in out["results"]] == ["applied"] * 3
+    assert len(updates) == 3
+    with app.app_context():
+        stamps = [db.session.get(Case, cid).change_seq for cid in ids]
+        assert len(set(stamps)) == 3 and min(stamps) > 0
