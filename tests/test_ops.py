@@ -105,3 +105,37 @@ class TestRateLimits:
         statuses = [client.put(f"/api/v1/media/{'d' * 64}", data=b"x", headers=phone.headers).status_code
                     for _ in range(3)]
         assert statuses[:2] == [422, 422] and statuses[2] == 429
+
+
+def test_access_log_names_the_user_without_loading_it_again(app, client, auth, caplog):
+    """The access line's user id comes from the ORM's identity key: after the view's commit the user is
+    expired, and no SELECT is made for the log line."""
+    import logging
+
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from app.users.models import User
+
+    login = auth.login("wanggeyuan")
+    with app.app_context():
+        user_id = db.session.scalar(db.select(User.id).where(User.username == "wanggeyuan"))
+        engine = db.engine
+    selects = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM users" in statement:
+            selects.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with caplog.at_level(logging.INFO, logger="gridcase.access"):
+            r = client.post("/api/v1/sync", json={"device_id": login["device_id"], "ops": []},
+                            headers={"Authorization": f"Bearer {login['access_token']}"})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 200
+    lines = [rec for rec in caplog.records if rec.name == "gridcase.access"]
+    assert lines and lines[-1].user_id == user_id
+    # the token's look-up of its user, and none for the log line
+    assert len(selects) == 1, selects

@@ -471,16 +471,21 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
     prepared = [prepare(raw_op, logged) for raw_op in ops]
     neighbours = _plan_reports(prepared, user, envelope["device_id"], client_time, skew_flag)
     db.session.commit()
+    # A batch answered in full already (a resent outbox: replays and refusals) has nothing to apply: its
+    # write transaction only records the device, and reads the missing photos too.
+    answered = all(item.answer is not None for item in prepared)
     begin = set_begin_mode("IMMEDIATE")
     try:
-        results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now, neighbours)
+        results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now, neighbours,
+                               fill_missing=answered)
     finally:
         reset_begin_mode(begin)
-    # After the commit, outside the write lock: which photos the cases still lack. (Should this read fail,
-    # the batch stands and a resend gets the same answers as duplicates.)
-    with read_only_transactions():
-        _fill_missing_photos(results)
-        db.session.commit()
+    if not answered:
+        # After the commit, outside the write lock: which photos the cases still lack. (Should this read
+        # fail, the batch stands and a resend gets the same answers as duplicates.)
+        with read_only_transactions():
+            _fill_missing_photos(results)
+            db.session.commit()
     return {"server_time": now.isoformat(), "clock_skew_s": None if skew is None else round(skew, 1),
             "results": results}
 
@@ -511,8 +516,9 @@ def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_t
 
 
 def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_time, skew_flag: bool,
-                 now: datetime, neighbours: cases.Neighbours | None) -> list[dict]:
-    """The write part of a sync: one transaction, retried on lock trouble; op by op after a failure."""
+                 now: datetime, neighbours: cases.Neighbours | None, fill_missing: bool = False) -> list[dict]:
+    """The write part of a sync: one transaction, retried on lock trouble; op by op after a failure.
+    ``fill_missing``: the answers' missing photos are read in this transaction too."""
     ops = [item.raw for item in prepared]
     results: list[dict] = []
     safe = False
@@ -528,6 +534,8 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             _record_device(user, envelope, now)
             cases.finish_changes()
             db.session.flush()
+            if fill_missing:
+                _fill_missing_photos(results)
             db.session.commit()
             return results
         except (_Unsafe, IntegrityError):

@@ -523,3 +523,23 @@ def test_a_batch_of_updates_writes_each_case_once(app, worker):
     with app.app_context():
         stamps = [db.session.get(Case, cid).change_seq for cid in ids]
         assert len(set(stamps)) == 3 and min(stamps) > 0
+
+
+def test_a_resent_outbox_answered_in_full_still_records_the_device_and_lists_missing_photos(app, worker):
+    """A batch of nothing but replays applies nothing; its one write transaction records the phone's contact
+    and outbox, and each answer still says which photos the server lacks."""
+    from app.devices.models import Device
+
+    photo = fake_hash("replayed")
+    ops = [report_op(photos=[photo]), report_op()]
+    first = worker.sync(*ops)["results"]
+    with app.app_context():
+        seen = db.session.get(Device, worker.device_id).last_sync_at
+    again = worker.sync(*ops, outbox={"pending": 2, "oldest": "2026-11-25T07:00:00+00:00"})["results"]
+    assert [r["status"] for r in again] == ["duplicate", "duplicate"]
+    assert again[0]["missing_photos"] == [photo] and again[1]["missing_photos"] == []
+    assert again[0]["case_id"] == first[0]["case_id"]
+    with app.app_context():
+        device = db.session.get(Device, worker.device_id)
+        assert device.last_sync_at >= seen and device.outbox_pending == 2
+        assert count(Case) == 2
