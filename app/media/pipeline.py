@@ -334,13 +334,18 @@ _scratch = threading.local()
 
 
 def _scratch_file() -> io.FileIO | None:
-    """This thread's in-memory file (Linux memfd) to encode into, or None where there is none."""
+    """This thread's in-memory file (Linux memfd) to encode into, or None where there is none. Made again
+    in a forked child (a gunicorn worker forked from a master that had encoded): parent and child would
+    otherwise write into the one file."""
     scratch = getattr(_scratch, "file", None)
+    if scratch is not None and _scratch.pid != os.getpid():
+        scratch = None
     if scratch is None and hasattr(os, "memfd_create"):
         try:
             scratch = _scratch.file = io.FileIO(os.memfd_create("gridcase-jpeg", os.MFD_CLOEXEC), "w+b")
         except OSError:  # e.g. a sandbox without memfd: encode in Python memory instead
             return None
+        _scratch.pid = os.getpid()
     return scratch
 
 

@@ -693,3 +693,28 @@ def test_threads_encode_at_once_each_into_its_own_file():
     with ThreadPoolExecutor(4) as pool:
         for _ in range(3):
             assert list(pool.map(lambda img: pipeline._encode_jpeg(img.copy()), images)) == expected
+
+
+def test_a_forked_child_encodes_into_a_file_of_its_own():
+    """A worker forked from a process that had encoded gets its own scratch file, not the parent's."""
+    import multiprocessing
+    import os
+
+    from app.media import pipeline
+
+    pipeline._encode_jpeg(_noise((64, 48), 3))
+    parent = os.fstat(pipeline._scratch_file().fileno()).st_ino
+
+    def child(queue):
+        data = pipeline._encode_jpeg(_noise((32, 24), 4))
+        queue.put((os.fstat(pipeline._scratch_file().fileno()).st_ino, Image.open(io.BytesIO(data)).size))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    inode, size = queue.get(timeout=30)
+    proc.join(30)
+    assert proc.exitcode == 0 and size == (32, 24)
+    assert inode != parent
+    assert os.fstat(pipeline._scratch_file().fileno()).st_ino == parent  # the parent keeps its own
