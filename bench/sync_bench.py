@@ -79,7 +79,7 @@ def make_database(url: str, workdir: Path) -> None:
 class Database:
     """A fresh database on the chosen engine (a SQLite file, or a database on a throwaway PostgreSQL)."""
 
-    def __init__(self, kind: str, workdir: Path):
+    def __init__(self, kind: str, workdir: Path, sql: list[str] | tuple = ()):
         self.kind, self.workdir, self.pg = kind, workdir, None
         if kind == "sqlite":
             self.url = f"sqlite:///{workdir / 'gridcase.sqlite3'}"
@@ -97,6 +97,14 @@ class Database:
             self.pg = start_postgres(workdir / "pg")
             self.url = self.pg.create_database("gridcase_bench")
         make_database(self.url, workdir)
+        if sql:  # an experiment (--sql): e.g. "DROP INDEX ix_cases_state"
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(self.url)
+            with engine.begin() as c:
+                for statement in sql:
+                    c.exec_driver_sql(statement)
+            engine.dispose()
 
     def close(self) -> None:
         if self.pg is not None:
@@ -314,15 +322,7 @@ def bench_server(args) -> int:
     with tempfile.TemporaryDirectory(prefix="gridcase-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        database = Database(args.db, tmp)
-        if args.sql:  # an experiment: e.g. --sql "DROP INDEX ix_cases_state"
-            import sqlalchemy as sa
-
-            engine = sa.create_engine(database.url)
-            with engine.begin() as c:
-                for statement in args.sql:
-                    c.exec_driver_sql(statement)
-            engine.dispose()
+        database = Database(args.db, tmp, args.sql)
         print(f"database made (flask db upgrade + demo seed) in {time.perf_counter() - t0:.1f} s")
         server = ServerProcess(database.url, tmp, workers=args.workers, worker_class=args.worker_class,
                                threads=args.threads, extra_env={
@@ -398,15 +398,7 @@ def profile(args) -> int:
     os.environ.update({"GRIDCASE_SECRET_KEY": SECRET_KEY, "GRIDCASE_JWT_SECRET_KEY": JWT_SECRET_KEY})
     with tempfile.TemporaryDirectory(prefix="gridcase-profile-") as tmp:
         tmp = Path(tmp)
-        database = Database(args.db, tmp)
-        if args.sql:  # an experiment: e.g. --sql "DROP INDEX ix_cases_state"
-            import sqlalchemy as sa
-
-            engine = sa.create_engine(database.url)
-            with engine.begin() as c:
-                for statement in args.sql:
-                    c.exec_driver_sql(statement)
-            engine.dispose()
+        database = Database(args.db, tmp, args.sql)
         try:
             from app import create_app
 
