@@ -174,7 +174,7 @@ def normalise_database_url(url: str) -> str:
 # --- many rows at once ------------------------------------------------------------------------------
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-_insert_plans: dict[tuple, tuple | None] = {}
+_insert_plans: dict[tuple, tuple | None] = {}  # (Table, columns, dialect name) -> plan
 
 
 def insert_many(connection, table, rows: list[dict]) -> None:
@@ -191,7 +191,7 @@ def insert_many(connection, table, rows: list[dict]) -> None:
         return
     columns = tuple(rows[0])
     dialect = connection.dialect
-    key = (table.name, columns, dialect.name)
+    key = (table, columns, dialect.name)  # the Table itself: its columns' types make the plan
     if key not in _insert_plans:
         _insert_plans[key] = _insert_plan(table, columns, dialect)
     plan = _insert_plans[key]

@@ -115,7 +115,7 @@ def test_insert_many_stores_exactly_what_sqlalchemy_stores(app):
         with db.engine.begin() as conn:
             insert_many(conn, fast, rows)
             conn.execute(insert(orm), rows)
-            plan = _insert_plans[("im_fast", tuple(rows[0]), conn.dialect.name)]
+            plan = _insert_plans[(fast, tuple(rows[0]), conn.dialect.name)]
             assert plan is not None  # the fast path ran: executemany on SQLite, COPY on PostgreSQL
             assert (plan[3] is not None) == (conn.dialect.name == "postgresql")
             columns = "id, at, data, flags, done, n, note, stamp"
@@ -137,7 +137,7 @@ def test_insert_many_leaves_defaults_to_sqlalchemy(app):
         meta.create_all(db.engine)
         with db.engine.begin() as conn:
             insert_many(conn, fast, [{"id": "a", "n": 1}, {"id": "b", "n": 2}])
-            assert _insert_plans[("im_fast", ("id", "n"), conn.dialect.name)] is None
+            assert _insert_plans[(fast, ("id", "n"), conn.dialect.name)] is None
             stamps = conn.execute(fast.select().order_by(fast.c.id)).all()
             assert [row.stamp for row in stamps] == [datetime(2020, 1, 1, tzinfo=timezone.utc)] * 2
         meta.drop_all(db.engine)
