@@ -474,15 +474,15 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
     # A batch answered in full already (a resent outbox: replays and refusals) has nothing to apply: its
     # write transaction only records the device, and on PostgreSQL reads the missing photos too (one
     # transaction less). On SQLite that read stays outside the write turn, beside the other workers' writes.
-    answered = (all(item.answer is not None for item in prepared)
-                and db.session.get_bind().dialect.name != "sqlite")
+    read_in_batch = (all(item.answer is not None for item in prepared)
+                     and db.session.get_bind().dialect.name != "sqlite")
     begin = set_begin_mode("IMMEDIATE")
     try:
         results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now, neighbours,
-                               fill_missing=answered)
+                               fill_missing=read_in_batch)
     finally:
         reset_begin_mode(begin)
-    if not answered:
+    if not read_in_batch:
         # After the commit, outside the write lock: which photos the cases still lack. (Should this read
         # fail, the batch stands and a resend gets the same answers as duplicates.)
         with read_only_transactions():
