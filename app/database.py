@@ -1,10 +1,10 @@
 """Database plumbing shared by every feature: UTC timestamps, engine set-up for SQLite and PostgreSQL.
 
 SQLite is configured for a server with several worker processes: WAL (readers never block the writer),
-``synchronous=FULL`` (an acknowledged op survives power loss), a busy timeout, foreign keys, and writes
-that take the write lock when they begin (``BEGIN IMMEDIATE``), so a transaction never fails half-way
-with "database is locked" when it upgrades from reading to writing. Safe (read-only) requests begin
-deferred so that they run beside the writer.
+``synchronous=FULL`` (an acknowledged op survives power loss), a busy timeout, foreign keys, statement
+journals in memory (``temp_store``), and writes that take the write lock when they begin (``BEGIN
+IMMEDIATE``), so a transaction never fails half-way with "database is locked" when it upgrades from
+reading to writing. Safe (read-only) requests begin deferred so that they run beside the writer.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
+    # A statement's journal (to undo that statement alone) spills to a temporary file past 64 KiB; a case
+    # row's INSERT, with its indexes and roll-up triggers, passed that on every row. Temporary tables and
+    # sorts are kept in memory too: the queries that sort sort a page or one export's rows.
+    cursor.execute("PRAGMA temp_store = MEMORY")
     path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
     cursor.close()
     if path:  # not for in-memory databases
@@ -181,10 +185,11 @@ def insert_many(connection, table, rows: list[dict]) -> None:
     """INSERT ``rows`` (dicts with the same keys) into ``table``: what ``connection.execute(insert(table),
     rows)`` does, without SQLAlchemy's per-row work. The statement SQLAlchemy compiles for these columns and
     each column's own bind processor (UTC timestamps, JSON) are worked out once per table and set of
-    columns; the rows then go to the driver as plain tuples: on SQLite to executemany of the one prepared
-    INSERT, on PostgreSQL through COPY (psycopg's executemany pays ~25 µs of Python per row, and the
-    server an executor start per row; a multi-row VALUES statement was tried too: less server work, more
-    client work). COPY fires the INSERT triggers and checks the constraints of every row as INSERT does,
+    columns; the rows then go to the driver as plain tuples: on SQLite in multi-row INSERTs of 64, 32, ...
+    rows (one statement per chunk, not per row: each statement journals the pages it changes, and a case
+    row changes some thirty index pages), on PostgreSQL through COPY (psycopg's executemany pays ~25 µs of
+    Python per row, and the server an executor start per row; a multi-row VALUES statement was tried too:
+    less server work, more client work). COPY fires the INSERT triggers and checks the constraints of every row as INSERT does,
     and its errors are raised as SQLAlchemy's. A table whose statement would fill in column defaults the
     rows leave out goes through SQLAlchemy."""
     if not rows:
@@ -205,8 +210,16 @@ def insert_many(connection, table, rows: list[dict]) -> None:
         for i, process in processors:
             row_params[i] = process(row_params[i])
         params.append(tuple(row_params))
-    if copy_sql is None:
-        connection.exec_driver_sql(statement, params)
+    if copy_sql is None:  # SQLite: rows in chunks of 64, 32, ..., 1 per multi-row INSERT
+        start = 0
+        while start < len(params):
+            size = min(_SQLITE_ROWS_PER_INSERT, 1 << (len(params) - start).bit_length() - 1)
+            chunk = params[start:start + size]
+            if size == 1:
+                connection.exec_driver_sql(statement, chunk[0])
+            else:
+                connection.exec_driver_sql(_sqlite_multi_row(statement, size), tuple(v for row in chunk for v in row))
+            start += size
         return
     dbapi_connection = connection.connection.driver_connection
     try:
@@ -220,6 +233,21 @@ def insert_many(connection, table, rows: list[dict]) -> None:
             connection.invalidate(exc)
         raise DBAPIError.instance(copy_sql, None, exc, connection.dialect.loaded_dbapi.Error,
                                   dialect=connection.dialect) from exc
+
+
+_SQLITE_ROWS_PER_INSERT = 64  # x the columns stays under SQLite's 32,766 parameters; few statements to cache
+
+
+_multi_row_statements: dict[tuple[str, int], str] = {}
+
+
+def _sqlite_multi_row(statement: str, rows: int) -> str:
+    """``INSERT ... VALUES (?, ?)`` for one row made into the same INSERT of ``rows`` rows."""
+    key = (statement, rows)
+    if key not in _multi_row_statements:
+        head, values = statement.rsplit(" VALUES ", 1)
+        _multi_row_statements[key] = f"{head} VALUES {', '.join([values] * rows)}"
+    return _multi_row_statements[key]
 
 
 def _insert_plan(table, columns: tuple[str, ...], dialect) -> tuple | None:

@@ -116,7 +116,7 @@ def test_insert_many_stores_exactly_what_sqlalchemy_stores(app):
             insert_many(conn, fast, rows)
             conn.execute(insert(orm), rows)
             plan = _insert_plans[(fast, tuple(rows[0]), conn.dialect.name)]
-            assert plan is not None  # the fast path ran: executemany on SQLite, COPY on PostgreSQL
+            assert plan is not None  # the fast path ran: multi-row INSERTs on SQLite, COPY on PostgreSQL
             assert (plan[3] is not None) == (conn.dialect.name == "postgresql")
             columns = "id, at, data, flags, done, n, note, stamp"
             got = conn.exec_driver_sql(f"SELECT {columns} FROM im_fast ORDER BY id").all()
@@ -125,6 +125,52 @@ def test_insert_many_stores_exactly_what_sqlalchemy_stores(app):
             assert conn.exec_driver_sql("SELECT count(*) FROM im_fast WHERE data IS NULL").scalar() == \
                 conn.exec_driver_sql("SELECT count(*) FROM im_orm WHERE data IS NULL").scalar()
         meta.drop_all(db.engine)
+
+
+def test_insert_many_on_sqlite_writes_chunks_of_rows_per_statement(app):
+    """On SQLite 100 rows go in three multi-row INSERTs (64 + 32 + 4), each row stored whole and in
+    order; a statement per row made each row journal every index page it touched."""
+    from sqlalchemy import event
+
+    from app.database import insert_many
+    from app.extensions import db
+
+    meta, fast, _ = _scratch_tables()
+    rows = [{"id": f"r{i:03d}", "at": datetime(2026, 11, 25, tzinfo=timezone.utc) + timedelta(seconds=i),
+             "data": {"i": i}, "flags": [], "done": i % 2 == 0, "n": i, "note": f"第{i}条", "stamp": None}
+            for i in range(100)]
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("PostgreSQL takes the rows through COPY (the test above)")
+        meta.create_all(db.engine)
+        sizes = []
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            if "im_fast" in statement and statement.startswith("INSERT"):
+                sizes.append(len(parameters) // 8)
+
+        with db.engine.begin() as conn:
+            event.listen(conn, "before_cursor_execute", count)
+            insert_many(conn, fast, rows)
+            event.remove(conn, "before_cursor_execute", count)
+            stored = conn.execute(fast.select().order_by(fast.c.id)).all()
+        assert sizes == [64, 32, 4]
+        assert [(r.id, r.at, r.data, r.done, r.n, r.note) for r in stored] == \
+            [(r["id"], r["at"], r["data"], r["done"], r["n"], r["note"]) for r in rows]
+        meta.drop_all(db.engine)
+
+
+def test_sqlite_keeps_statement_journals_in_memory(app):
+    """temp_store = MEMORY: a statement's journal (the pages it changed, kept to undo the statement alone)
+    spills to a temporary file past 64 KiB otherwise, and a case row's INSERT with its indexes and
+    roll-up triggers passes that."""
+    from app.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("a SQLite setting")
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
 
 
 def test_insert_many_leaves_defaults_to_sqlalchemy(app):
