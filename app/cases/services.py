@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -99,7 +99,7 @@ class Changes:
         self.cache: dict = {}  # calendar, SLA rules: read once per transaction
         # Open cases around a sync batch's reports, read in one query (see read_neighbours).
         self.neighbours: dict[tuple, list] | None = None  # (category, cell_lat, cell_lon) -> cases
-        self.neighbour_cells: tuple[int, int, int, int] | None = None
+        self.neighbour_places: frozenset = frozenset()  # (category, lat, lon) whose 50 m it covers
         self.new_by_cell: dict[tuple, list] = {}
         self.regions: dict[str, Region | None] = {}
         # Rows queued by ``create_case(..., rows=True)`` (table name -> rows), written with one Core INSERT
@@ -406,49 +406,72 @@ def _check_report_scope(actor: Actor, region: Region) -> None:
         raise Refused("out_of_scope", status=403)
 
 
-MAX_PREFETCH_CELLS = 40  # a batch's reports within ~4 km: one query for their neighbours, else one each
+NEIGHBOUR_TERMS = 64  # boxes per query: SQLite's expression depth, and few statement shapes to cache
+
+
+def _duplicate_box(lat: float, lon: float, margin: float = 1.0) -> tuple[float, float, float, float]:
+    """lat0, lat1, lon0, lon1 around a point: every point within 50 m (times ``margin``) lies inside."""
+    dlat = DUPLICATE_RADIUS_M * margin / 110_000.0
+    dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
 
 
 @dataclass
 class Neighbours:
     """The open cases around a batch's reports, read before the write lock (see ``read_neighbours``)."""
 
-    cells: tuple[int, int, int, int]  # lat0, lat1, lon0, lon1
+    places: frozenset  # (category, lat, lon) of the reports whose 50 m the read covers
     categories: frozenset
+    bounds: tuple[float, float, float, float]  # lat0, lat1, lon0, lon1 around all of them
     since: datetime
     seen_seq: int  # every case changed after this read has a higher change_seq
     by_cell: dict  # (category, cell_lat, cell_lon) -> [(id, lat, lon, reported_at)]
 
 
-def read_neighbours(points: list[tuple[float, float]], categories: set[str], now: datetime) -> Neighbours | None:
-    """Read once the open cases that could be possible duplicates of a batch's reports (they come from one
-    phone, so from one small area). No write lock needed: ``use_neighbours`` brings it up to date under
-    the lock with the cases changed since, found by their change stamps."""
-    if not points or not categories:
-        return None
-    cells = [cell_of(lat, lon) for lat, lon in points]
-    lat0, lat1 = min(c[0] for c in cells) - 1, max(c[0] for c in cells) + 1
-    lon0, lon1 = min(c[1] for c in cells) - 1, max(c[1] for c in cells) + 1
-    if lat1 - lat0 > MAX_PREFETCH_CELLS or lon1 - lon0 > MAX_PREFETCH_CELLS:
+def read_neighbours(places: list[tuple[str, float, float]], now: datetime) -> Neighbours | None:
+    """Read once the open cases that could be possible duplicates of a batch's reports: for each report,
+    the open cases of its category in a box a little wider than 50 m around it (an index range on the
+    category and cell, the box checked by the database), so what comes back grows with the reports, not
+    with the cases around them. No write lock needed: ``use_neighbours`` brings it up to date under the
+    lock with the cases changed since, found by their change stamps."""
+    if not places:
         return None
     t = Case.__table__.c  # columns, not ORM attributes: plain tuples back, no ORM loading
+    boxes = sorted({(category, *_duplicate_box(lat, lon, 1.25)) for category, lat, lon in places})
     # First the stamp, then the cases: whatever commits in between is in both, and the later copy wins.
     # Stamps are given under a row lock held to the commit, so they follow commit order.
     seen = db.session.scalar(select(func.max(t.change_seq))) or 0
-    since = now - DUPLICATE_WINDOW
-    found = Neighbours((lat0, lat1, lon0, lon1), frozenset(categories), since, seen, {})
-    for cid, category, lat, lon, c_lat, c_lon, reported in db.session.execute(
-            select(t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at).where(
-                t.category.in_(sorted(categories)), t.cell_lat.between(lat0, lat1),
-                t.cell_lon.between(lon0, lon1), t.reported_at >= since, t.state.in_(OPEN_STATES))):
-        found.by_cell.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
+    since = now - DUPLICATE_WINDOW - timedelta(minutes=1)  # reports planned a moment before ``now``
+    bounds = (min(b[1] for b in boxes), max(b[2] for b in boxes), min(b[3] for b in boxes), max(b[4] for b in boxes))
+    found = Neighbours(frozenset(places), frozenset(b[0] for b in boxes), bounds, since, seen, {})
+    found_ids = set()
+    since_param = bindparam("since", type_=t.reported_at.type)
+    for start in range(0, len(boxes), NEIGHBOUR_TERMS):
+        chunk = boxes[start:start + NEIGHBOUR_TERMS]
+        # padded to a power of two with a box of no category: a handful of statement shapes to cache
+        chunk += [("", 0.0, 0.0, 0.0, 0.0)] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
+        # Every condition inside each term: a condition outside the OR lets SQLite pick an index for it
+        # (the state's, scanning every open case) instead of one search of the dup index per term. The
+        # state is checked here: few closed cases lie within 60 m of a report.
+        terms = []
+        for category, lat0, lat1, lon0, lon1 in chunk:
+            (c_lat0, c_lon0), (c_lat1, c_lon1) = cell_of(lat0, lon0), cell_of(lat1, lon1)
+            terms.append(and_(t.category == category, t.cell_lat.between(c_lat0, c_lat1),
+                              t.cell_lon.between(c_lon0, c_lon1), t.reported_at >= since_param,
+                              t.lat.between(lat0, lat1), t.lon.between(lon0, lon1)))
+        for cid, category, lat, lon, c_lat, c_lon, reported, state in db.session.execute(
+                select(t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at, t.state)
+                .where(or_(*terms)), {"since": since}):
+            if state in OPEN_STATES and cid not in found_ids:
+                found_ids.add(cid)
+                found.by_cell.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
     return found
 
 
 def use_neighbours(found: Neighbours) -> None:
     """Under the write lock: what ``read_neighbours`` found, updated with the cases changed since (new,
     edited, closed), becomes this transaction's look-up for ``_possible_duplicates``."""
-    lat0, lat1, lon0, lon1 = found.cells
+    lat0, lat1, lon0, lon1 = found.bounds
     t = Case.__table__.c
     changed = db.session.execute(
         select(t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at, t.state)
@@ -457,12 +480,13 @@ def use_neighbours(found: Neighbours) -> None:
     if changed:
         ids = {row.id for row in changed}
         by_cell = {key: [item for item in items if item[0] not in ids] for key, items in by_cell.items()}
+        # a case too far from every report is harmless here: the distance decides
         for cid, category, lat, lon, c_lat, c_lon, reported, state in changed:
             if (category in found.categories and state in OPEN_STATES and reported >= found.since
-                    and c_lat is not None and lat0 <= c_lat <= lat1 and lon0 <= c_lon <= lon1):
+                    and lat is not None and lat0 <= lat <= lat1 and lon0 <= lon <= lon1):
                 by_cell.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
     ch = changes()
-    ch.neighbour_cells = found.cells
+    ch.neighbour_places = found.places
     ch.neighbours = by_cell
 
 
@@ -483,8 +507,7 @@ def _possible_duplicates(case: Case, ch: Changes | None = None) -> list[str]:
     ch = ch or changes()
     # this transaction's own new cases are not in the database yet
     rows = list(_nearby(ch.new_by_cell, case, since))
-    box = ch.neighbour_cells
-    if ch.neighbours is not None and box[0] < cl < box[1] and box[2] < cn < box[3]:
+    if ch.neighbours is not None and (case.category, case.lat, case.lon) in ch.neighbour_places:
         rows += _nearby(ch.neighbours, case, since)
     else:
         rows += db.session.execute(
@@ -493,10 +516,9 @@ def _possible_duplicates(case: Case, ch: Changes | None = None) -> list[str]:
                 Case.cell_lat.between(cl - 1, cl + 1), Case.cell_lon.between(cn - 1, cn + 1),
                 Case.reported_at >= since, Case.state.in_(OPEN_STATES), Case.id != case.id)).all()
     # a cheap box first: most neighbours in the 3 × 3 cells are farther than 50 m
-    dlat = DUPLICATE_RADIUS_M / 110_000.0
-    dlon = dlat / max(math.cos(math.radians(case.lat)), 0.01)
+    lat0, lat1, lon0, lon1 = _duplicate_box(case.lat, case.lon)
     hits = [(haversine_m(case.lat, case.lon, lat, lon), cid) for cid, lat, lon in rows
-            if abs(lat - case.lat) <= dlat and abs(lon - case.lon) <= dlon]
+            if lat0 <= lat <= lat1 and lon0 <= lon <= lon1]
     return [cid for d, cid in sorted(hits) if d <= DUPLICATE_RADIUS_M]
 
 

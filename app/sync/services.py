@@ -497,7 +497,7 @@ def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_t
     """Work out each valid report's checks, place, flags and first stage from reference data, and read the
     open cases around them, before the write lock: what is left under it is the existence check, the
     duplicate look-up in memory and the rows."""
-    points, categories = [], set()
+    places = []
     for item in prepared:
         if item.answer is None and item.op["type"] == "report.create":
             actor = cases.Actor(user=user, device_id=device_id, op_id=item.op["op_id"].lower(),
@@ -510,9 +510,8 @@ def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_t
                 log.exception("planning report %s failed", item.op["op_id"])
                 continue
             if plan.values and plan.values["lat"] is not None:
-                points.append((plan.values["lat"], plan.values["lon"]))
-                categories.add(plan.values["category"])
-    neighbours = cases.read_neighbours(points, categories, utcnow())
+                places.append((plan.values["category"], plan.values["lat"], plan.values["lon"]))
+    neighbours = cases.read_neighbours(places, utcnow())
     cases.discard_changes()  # its caches belong to this (read) transaction
     return neighbours
 

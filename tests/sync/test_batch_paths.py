@@ -152,7 +152,7 @@ def test_neighbours_read_before_the_lock_are_brought_up_to_date_under_it(app, cl
     rejected = worker.one(report_op(lat=lat, lon=lon))["case_id"]
     kept = worker.one(report_op(lat=lat + 0.0001, lon=lon))["case_id"]
     with app.app_context():
-        found = cases.read_neighbours([(lat, lon)], {"fire_hazard"}, utcnow())
+        found = cases.read_neighbours([("fire_hazard", lat, lon)], utcnow())
         db.session.commit()
     assert {rejected, kept} <= {item[0] for items in found.by_cell.values() for item in items}
     # after the read: a new case nearby, one rejected, one of another category
@@ -186,3 +186,41 @@ def test_a_report_that_cannot_be_planned_fails_alone(app, client, auth):
     results = worker.sync(report_op(), note_op(case_id), client_time="now")["results"]
     assert results[0]["status"] == "retry" and results[0]["code"] == "server_error"
     assert results[1]["status"] == "applied" and results[1]["case_version"] == 2
+
+
+def test_possible_duplicates_found_by_the_batch_read_are_those_of_a_full_search(app, client, auth):
+    """Reports crowded into about 150 m, three categories, batches of 20, two cases rejected half-way: each
+    report's duplicate_of is exactly what a search of every case gives (same category, open when the report
+    came, within 50 m, reported before it), nearest first."""
+    import random
+
+    from helpers import INSIDE_A1_1
+
+    from app.cases.services import haversine_m
+
+    rng = random.Random(20261125)
+    worker = Phone(client, auth, "wanggeyuan")
+    reviewer = Phone(client, auth, "reviewer")
+    lat, lon = INSIDE_A1_1
+    answers, rejected = [], set()
+    for batch in range(4):
+        if batch == 2:  # two open cases taken out of the running
+            for r, _ in answers[:2]:
+                assert reviewer.one(transition_op(r["case_id"], 1, "reject", reason="不属实"))["status"] == "applied"
+                rejected.add(r["case_id"])
+        ops = [report_op(lat=round(lat + rng.uniform(-0.0007, 0.0007), 7),
+                         lon=round(lon + rng.uniform(-0.0007, 0.0007), 7),
+                         category=rng.choice(["fire_hazard", "sanitation", "road_safety"])) for _ in range(20)]
+        answers += [(r, set(rejected)) for r in worker.sync(*ops, client_time="now")["results"]]
+    with app.app_context():
+        cases = {c.id: c for c in db.session.scalars(select(Case))}
+    flagged = 0
+    for r, gone in answers:
+        assert r["status"] == "applied"
+        case = cases[r["case_id"]]
+        want = sorted((haversine_m(case.lat, case.lon, c.lat, c.lon), c.id) for c in cases.values()
+                      if c.category == case.category and c.number < case.number and c.id not in gone
+                      and haversine_m(case.lat, case.lon, c.lat, c.lon) <= 50)
+        assert r.get("duplicate_of", []) == [cid for _, cid in want], r
+        flagged += bool(want)
+    assert flagged >= 20  # the crowd really has neighbours to find
