@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -428,6 +428,26 @@ class Neighbours:
     by_cell: dict  # (category, cell_lat, cell_lon) -> [(id, lat, lon, reported_at)]
 
 
+_neighbour_queries: dict[int, Select] = {}
+
+
+def _neighbour_query(terms: int) -> Select:
+    """The cases inside any of ``terms`` boxes (parameters k, a-h numbered from 0, and ``since``). Every
+    condition sits inside each term: a condition outside the OR lets SQLite pick an index for it (the
+    state's, scanning every open case) instead of one search of the dup index per term. The state is
+    checked by the caller: few closed cases lie within 60 m of a report."""
+    if terms not in _neighbour_queries:
+        t = Case.__table__.c
+        since = bindparam("since", type_=t.reported_at.type)
+        _neighbour_queries[terms] = select(
+            t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at, t.state).where(or_(*(and_(
+                t.category == bindparam(f"k{i}"), t.cell_lat.between(bindparam(f"a{i}"), bindparam(f"b{i}")),
+                t.cell_lon.between(bindparam(f"c{i}"), bindparam(f"d{i}")), t.reported_at >= since,
+                t.lat.between(bindparam(f"e{i}"), bindparam(f"f{i}")),
+                t.lon.between(bindparam(f"g{i}"), bindparam(f"h{i}"))) for i in range(terms))))
+    return _neighbour_queries[terms]
+
+
 def read_neighbours(places: list[tuple[str, float, float]], now: datetime) -> Neighbours | None:
     """Read once the open cases that could be possible duplicates of a batch's reports: for each report,
     the open cases of its category in a box a little wider than 50 m around it (an index range on the
@@ -445,23 +465,17 @@ def read_neighbours(places: list[tuple[str, float, float]], now: datetime) -> Ne
     bounds = (min(b[1] for b in boxes), max(b[2] for b in boxes), min(b[3] for b in boxes), max(b[4] for b in boxes))
     found = Neighbours(frozenset(places), frozenset(b[0] for b in boxes), bounds, since, seen, {})
     found_ids = set()
-    since_param = bindparam("since", type_=t.reported_at.type)
     for start in range(0, len(boxes), NEIGHBOUR_TERMS):
         chunk = boxes[start:start + NEIGHBOUR_TERMS]
-        # padded to a power of two with a box of no category: a handful of statement shapes to cache
+        # padded to a power of two with a box of no category: a handful of statements, each built once
         chunk += [("", 0.0, 0.0, 0.0, 0.0)] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
-        # Every condition inside each term: a condition outside the OR lets SQLite pick an index for it
-        # (the state's, scanning every open case) instead of one search of the dup index per term. The
-        # state is checked here: few closed cases lie within 60 m of a report.
-        terms = []
-        for category, lat0, lat1, lon0, lon1 in chunk:
+        params = {"since": since}
+        for i, (category, lat0, lat1, lon0, lon1) in enumerate(chunk):
             (c_lat0, c_lon0), (c_lat1, c_lon1) = cell_of(lat0, lon0), cell_of(lat1, lon1)
-            terms.append(and_(t.category == category, t.cell_lat.between(c_lat0, c_lat1),
-                              t.cell_lon.between(c_lon0, c_lon1), t.reported_at >= since_param,
-                              t.lat.between(lat0, lat1), t.lon.between(lon0, lon1)))
+            params.update({f"k{i}": category, f"a{i}": c_lat0, f"b{i}": c_lat1, f"c{i}": c_lon0, f"d{i}": c_lon1,
+                           f"e{i}": lat0, f"f{i}": lat1, f"g{i}": lon0, f"h{i}": lon1})
         for cid, category, lat, lon, c_lat, c_lon, reported, state in db.session.execute(
-                select(t.id, t.category, t.lat, t.lon, t.cell_lat, t.cell_lon, t.reported_at, t.state)
-                .where(or_(*terms)), {"since": since}):
+                _neighbour_query(len(chunk)), params):
             if state in OPEN_STATES and cid not in found_ids:
                 found_ids.add(cid)
                 found.by_cell.setdefault((category, c_lat, c_lon), []).append((cid, lat, lon, reported))
