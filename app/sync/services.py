@@ -27,6 +27,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.auth.scope import case_criterion
@@ -470,7 +472,14 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
     logged = logged_ops(op_ids)
     prepared = [prepare(raw_op, logged) for raw_op in ops]
     neighbours = _plan_reports(prepared, user, envelope["device_id"], client_time, skew_flag)
-    db.session.commit()
+    # This transaction only read: ending it need not expire what it loaded (the user would be read again
+    # as the write transaction's first statement, inside the write turn).
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
     # A batch answered in full already (a resent outbox: replays and refusals) has nothing to apply: its
     # write transaction only records the device, and on PostgreSQL reads the missing photos too (one
     # transaction less). On SQLite that read stays outside the write turn, beside the other workers' writes.
@@ -570,21 +579,21 @@ def _fill_missing_photos(results: list[dict]) -> None:
 
 
 def _record_device(user: User, envelope: dict, now: datetime) -> None:
-    # Without autoflush: the cases changed so far are flushed once, after ``finish_changes`` has stamped
-    # them, as one UPDATE each (flushed here, each would be updated twice: a new row version and an entry
-    # in every index of ``cases`` for the stamp alone).
-    with db.session.no_autoflush:
-        device = db.session.get(Device, envelope["device_id"])
-    if device is None:
-        device = Device(id=envelope["device_id"], user_id=user.id, first_seen=now)
-        db.session.add(device)
-    device.user_id = user.id
-    device.last_seen = now
-    device.last_sync_at = now
+    """The phone's last contact and its outbox, in one upsert (no ORM load of the device and its user
+    inside the write transaction). Without autoflush: the cases changed so far are flushed once, after
+    ``finish_changes`` has stamped them, as one UPDATE each (flushed here, each would be updated twice: a
+    new row version and an entry in every index of ``cases`` for the stamp alone)."""
+    table = Device.__table__
+    changed = {"user_id": user.id, "last_seen": now, "last_sync_at": now}
     outbox = envelope.get("outbox")
     if outbox is not None:
-        device.outbox_pending = outbox.get("pending") or 0
-        device.outbox_oldest = outbox.get("oldest") if device.outbox_pending else None
+        pending = outbox.get("pending") or 0
+        changed.update(outbox_pending=pending, outbox_oldest=outbox.get("oldest") if pending else None)
+    dialect = db.session.get_bind().dialect.name
+    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(
+        id=envelope["device_id"], first_seen=now, **{"outbox_pending": 0, **changed})
+    with db.session.no_autoflush:
+        db.session.execute(upsert.on_conflict_do_update(index_elements=[table.c.id], set_=changed))
 
 
 # ---------------------------------------------------------------------------------------------- pull

@@ -525,6 +525,46 @@ def test_a_batch_of_updates_writes_each_case_once(app, worker):
         assert len(set(stamps)) == 3 and min(stamps) > 0
 
 
+def test_the_write_transaction_reads_neither_the_user_nor_the_device(app, worker):
+    """Inside the write transaction (on SQLite, the one writer's turn) nothing is read that could be read
+    before it: the user loaded by the request's read part stays loaded, and the phone's contact and outbox
+    go in as one upsert. The device is still recorded, created on its first sync and updated after."""
+    from sqlalchemy import event
+
+    from app.devices.models import Device
+
+    statements, inside = [], []
+
+    def watch(conn, cursor, statement, parameters, context, executemany):
+        text = statement.lstrip().upper()
+        if text.startswith("BEGIN IMMEDIATE"):
+            inside.append(True)
+        statements.append((bool(inside), text))
+
+    def done(conn):
+        inside.clear()
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", watch)
+    event.listen(engine, "commit", done)
+    try:
+        first = worker.sync(report_op(), outbox={"pending": 3, "oldest": "2026-11-25T07:00:00+00:00"})
+        second = worker.sync(report_op(), outbox={"pending": 0})
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+        event.remove(engine, "commit", done)
+    assert [r["status"] for r in first["results"] + second["results"]] == ["applied"] * 2
+    written = [text for held, text in statements if held]
+    if engine.dialect.name == "sqlite":  # the write turn is visible as BEGIN IMMEDIATE
+        assert written and not [t for t in written if "FROM USERS" in t or "FROM DEVICES" in t]
+    assert not [t for _, t in statements if t.startswith("SELECT") and "FROM DEVICES" in t]
+    with app.app_context():
+        device = db.session.get(Device, worker.device_id)
+        assert device.outbox_pending == 0 and device.outbox_oldest is None  # the second sync's outbox
+        assert device.last_sync_at is not None and device.first_seen <= device.last_sync_at
+
+
 def test_a_resent_outbox_answered_in_full_still_records_the_device_and_lists_missing_photos(app, worker):
     """A batch of nothing but replays applies nothing; its one write transaction records the phone's contact
     and outbox, and each answer still says which photos the server lacks."""
