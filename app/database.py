@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import fcntl
+import logging
 import os
 import re
 import time
@@ -24,6 +25,12 @@ from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Writers checkpoint the WAL themselves, after their turn, every few commits; SQLite's own checkpoint,
+# inside a COMMIT and so inside the turn, only past this many pages (a sync batch writes ~700).
+CHECKPOINT_EVERY_COMMITS = 8
+WAL_AUTOCHECKPOINT_PAGES = 8000
+
+log = logging.getLogger(__name__)
 
 _begin_mode: contextvars.ContextVar[str] = contextvars.ContextVar("sqlite_begin_mode", default="IMMEDIATE")
 
@@ -87,6 +94,7 @@ def _sqlite_on_connect(dbapi_connection, connection_record):
     # row's INSERT, with its indexes and roll-up triggers, passed that on every row. Temporary tables and
     # sorts are kept in memory too: the queries that sort sort a page or one export's rows.
     cursor.execute("PRAGMA temp_store = MEMORY")
+    cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
     path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
     cursor.close()
     if path:  # not for in-memory databases
@@ -120,6 +128,7 @@ class WriteTurn:
     def __init__(self, path: str):
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self.held = False
+        self.commits = 0
 
     def acquire(self, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
         deadline = time.monotonic() + timeout_s
@@ -151,20 +160,46 @@ def _sqlite_on_begin(conn):
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _end_turn(conn):
+def _end_turn(conn, end: str) -> None:
+    """SQLAlchemy's commit and rollback events come before the driver's COMMIT or ROLLBACK: handed on
+    there, the turn let the next writer's BEGIN IMMEDIATE meet SQLite's own lock, still held by this
+    COMMIT, and sleep in SQLite's busy handler (1, 2, 5, 10 ms ...). So a writer ends its transaction
+    here, then hands the turn on; the driver's own commit or rollback that follows finds no transaction
+    and does nothing."""
     turn = conn.info.get("gridcase_write_turn") if conn.dialect.name == "sqlite" else None
-    if turn is not None:
+    if turn is None or not turn.held:
+        return
+    dbapi_connection = conn.connection.driver_connection
+    try:
+        if end == "commit":
+            dbapi_connection.commit()
+        else:
+            dbapi_connection.rollback()
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would have raised it from its commit
+        raise DBAPIError.instance(end.upper(), None, exc, conn.dialect.loaded_dbapi.Error,
+                                  dialect=conn.dialect) from exc
+    finally:
         turn.release()
+    if end == "commit":
+        # Checkpoints too run outside the turn: SQLite's own run inside the COMMIT that crosses its
+        # threshold. A passive checkpoint copies what the WAL holds into the database beside the next
+        # writer, without blocking it (SQLite's is kept, at a higher threshold, as a backstop).
+        turn.commits += 1
+        if turn.commits % CHECKPOINT_EVERY_COMMITS == 0:
+            try:
+                dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except conn.dialect.loaded_dbapi.Error as exc:  # the commit stands; the next one tries again
+                log.warning("WAL checkpoint failed: %s", exc)
 
 
 @event.listens_for(Engine, "commit")
 def _sqlite_on_commit(conn):
-    _end_turn(conn)
+    _end_turn(conn, "commit")
 
 
 @event.listens_for(Engine, "rollback")
 def _sqlite_on_rollback(conn):
-    _end_turn(conn)
+    _end_turn(conn, "rollback")
 
 
 def normalise_database_url(url: str) -> str:
@@ -205,10 +240,19 @@ def insert_many(connection, table, rows: list[dict]) -> None:
         return
     statement, names, processors, copy_sql = plan
     params = []
+    # A batch's rows share their timestamps (the request's "now", a deadline): each distinct one is
+    # converted once. Equal instants in other offsets are the same UTC value, so they may share too.
+    converted: dict = {}
     for row in rows:
         row_params = [row[name] for name in names]
-        for i, process in processors:
-            row_params[i] = process(row_params[i])
+        for i, process, timestamp in processors:
+            value = row_params[i]
+            if timestamp:
+                if value not in converted:
+                    converted[value] = process(value)
+                row_params[i] = converted[value]
+            else:
+                row_params[i] = process(value)
         params.append(tuple(row_params))
     if copy_sql is None:  # SQLite: rows in chunks of 64, 32, ..., 1 per multi-row INSERT
         start = 0
@@ -251,9 +295,9 @@ def _sqlite_multi_row(statement: str, rows: int) -> str:
 
 
 def _insert_plan(table, columns: tuple[str, ...], dialect) -> tuple | None:
-    """(SQL with positional placeholders, bind names in their order, [(index, processor)], PostgreSQL's
-    COPY statement or None), or None when the compiled statement binds anything but ``columns`` (defaults
-    to fill in: SQLAlchemy's job) or uses a parameter style this does not know."""
+    """(SQL with positional placeholders, bind names in their order, [(index, processor, is a UTC
+    timestamp)], PostgreSQL's COPY statement or None), or None when the compiled statement binds anything
+    but ``columns`` (defaults to fill in: SQLAlchemy's job) or uses a parameter style this does not know."""
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     statement = compiled.string
     if dialect.paramstyle == "qmark":  # SQLite
@@ -268,7 +312,8 @@ def _insert_plan(table, columns: tuple[str, ...], dialect) -> tuple | None:
     if sorted(names) != sorted(columns):
         return None
     bind_processors = compiled._bind_processors
-    processors = [(i, bind_processors[name]) for i, name in enumerate(names) if bind_processors.get(name)]
+    processors = [(i, bind_processors[name], isinstance(table.c[name].type, UTCDateTime))
+                  for i, name in enumerate(names) if bind_processors.get(name)]
     copy_sql = None
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         preparer = dialect.identifier_preparer

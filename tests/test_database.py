@@ -76,6 +76,79 @@ def test_concurrent_immediate_writers_on_one_file(tmp_path, threads):
     assert (tmp_path / "db.sqlite3-writeturn").exists()
 
 
+def test_the_turn_is_handed_on_after_the_commit_not_before(tmp_path, monkeypatch):
+    """When a writer hands on its turn, its COMMIT is done: the next writer's BEGIN IMMEDIATE finds SQLite's
+    lock free at once (handed on before it, the next writer met the lock and slept in SQLite's busy
+    handler). A rolled-back writer hands on a free lock too."""
+    import sqlite3
+
+    path = tmp_path / "db.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    seen = []
+    release = WriteTurn.release
+
+    def release_and_look(turn):
+        if turn.held:
+            probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+                seen.append("free")
+            except sqlite3.OperationalError as exc:
+                seen.append(str(exc))
+            finally:
+                probe.close()
+        release(turn)
+
+    monkeypatch.setattr(WriteTurn, "release", release_and_look)
+    token = set_begin_mode("IMMEDIATE")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        with pytest.raises(RuntimeError), engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+            raise RuntimeError("an op failed")
+    finally:
+        reset_begin_mode(token)
+    assert seen == ["free", "free"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM t")).scalars().all() == [1]
+
+
+def test_writers_checkpoint_the_wal_after_their_turn(tmp_path):
+    """Every CHECKPOINT_EVERY_COMMITS commits a writer runs a passive checkpoint once its turn is handed on;
+    SQLite's own, which would run inside a COMMIT, waits for a larger WAL."""
+    from sqlalchemy import event
+
+    from app.database import CHECKPOINT_EVERY_COMMITS, WAL_AUTOCHECKPOINT_PAGES
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    traced = []
+
+    @event.listens_for(engine, "connect")
+    def trace(dbapi_connection, record):
+        dbapi_connection.set_trace_callback(traced.append)
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT_PAGES
+    token = set_begin_mode("IMMEDIATE")
+    try:
+        for i in range(2 * CHECKPOINT_EVERY_COMMITS):
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": i})
+    finally:
+        reset_begin_mode(token)
+    checkpoints = [i for i, sql in enumerate(traced) if "wal_checkpoint" in sql]
+    assert len(checkpoints) == 2
+    # each after a COMMIT, never inside a transaction
+    assert all(traced[i - 1] == "COMMIT" for i in checkpoints)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2 * CHECKPOINT_EVERY_COMMITS
+
+
 # --- insert_many: SQLAlchemy's INSERT without its per-row work ----------------------------------------
 
 
@@ -110,6 +183,9 @@ def test_insert_many_stores_exactly_what_sqlalchemy_stores(app):
              "data": {"字段": "值", "n": i} if i % 2 else None, "flags": ["outside_micro_grid"] if i % 2 else [],
              "done": bool(i % 2), "n": i, "note": "网格员 📷" if i % 4 else None, "stamp": None}
             for i in range(7)]
+    # one instant in two offsets, and one timestamp object shared by two rows (converted once)
+    rows[5]["at"] = rows[6]["at"] = rows[4]["at"].astimezone(timezone.utc)
+    rows[1]["stamp"] = rows[4]["at"]
     with app.app_context():
         meta.create_all(db.engine)
         with db.engine.begin() as conn:
