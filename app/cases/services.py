@@ -321,18 +321,24 @@ def follow_merges(case: Case, *, lock: bool = False) -> tuple[Case, bool]:
     return case, moved
 
 
+_missing_photos_query: Select | None = None
+
+
 def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
     """Per case, the linked photo hashes whose bytes have not arrived yet."""
     from app.media.models import Photo
 
     if not case_ids:
         return {}
-    rows = db.session.execute(
-        select(CasePhoto.case_id, CasePhoto.sha256)
-        .outerjoin(Photo, Photo.sha256 == CasePhoto.sha256)
-        .where(CasePhoto.case_id.in_(case_ids), Photo.sha256.is_(None))
-        .order_by(CasePhoto.case_id, CasePhoto.event_version, CasePhoto.position)
-    ).all()
+    global _missing_photos_query
+    if _missing_photos_query is None:  # built once: Core columns, an expanding IN (sync asks on every batch)
+        links, photos = CasePhoto.__table__.c, Photo.__table__.c
+        _missing_photos_query = (
+            select(links.case_id, links.sha256).select_from(
+                CasePhoto.__table__.outerjoin(Photo.__table__, photos.sha256 == links.sha256))
+            .where(links.case_id.in_(bindparam("ids", expanding=True)), photos.sha256.is_(None))
+            .order_by(links.case_id, links.event_version, links.position))
+    rows = db.session.execute(_missing_photos_query, {"ids": list(case_ids)}).all()
     out: dict[str, list[str]] = {cid: [] for cid in case_ids}
     for case_id, sha in rows:
         if sha not in out[case_id]:

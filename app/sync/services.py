@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -578,22 +578,34 @@ def _fill_missing_photos(results: list[dict]) -> None:
             r["missing_photos"] = missing[r["case_id"]]
 
 
+_device_upserts: dict[tuple[str, bool], object] = {}
+
+
 def _record_device(user: User, envelope: dict, now: datetime) -> None:
     """The phone's last contact and its outbox, in one upsert (no ORM load of the device and its user
-    inside the write transaction). Without autoflush: the cases changed so far are flushed once, after
-    ``finish_changes`` has stamped them, as one UPDATE each (flushed here, each would be updated twice: a
-    new row version and an entry in every index of ``cases`` for the stamp alone)."""
-    table = Device.__table__
-    changed = {"user_id": user.id, "last_seen": now, "last_sync_at": now}
+    inside the write transaction; the statement is built once). Without autoflush: the cases changed so
+    far are flushed once, after ``finish_changes`` has stamped them, as one UPDATE each (flushed here, each
+    would be updated twice: a new row version and an entry in every index of ``cases`` for the stamp
+    alone)."""
     outbox = envelope.get("outbox")
-    if outbox is not None:
-        pending = outbox.get("pending") or 0
-        changed.update(outbox_pending=pending, outbox_oldest=outbox.get("oldest") if pending else None)
     dialect = db.session.get_bind().dialect.name
-    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(
-        id=envelope["device_id"], first_seen=now, **{"outbox_pending": 0, **changed})
+    key = (dialect, outbox is not None)
+    if key not in _device_upserts:
+        table = Device.__table__
+        changed = ["user_id", "last_seen", "last_sync_at"]
+        if outbox is not None:
+            changed += ["outbox_pending", "outbox_oldest"]
+        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(
+            id=bindparam("id"), first_seen=bindparam("now"), user_id=bindparam("user_id"),
+            last_seen=bindparam("now"), last_sync_at=bindparam("now"),
+            outbox_pending=bindparam("pending"), outbox_oldest=bindparam("oldest"))
+        _device_upserts[key] = upsert.on_conflict_do_update(
+            index_elements=[table.c.id], set_={name: upsert.excluded[name] for name in changed})
+    pending = (outbox.get("pending") or 0) if outbox is not None else 0
+    params = {"id": envelope["device_id"], "now": now, "user_id": user.id, "pending": pending,
+              "oldest": outbox.get("oldest") if outbox is not None and pending else None}
     with db.session.no_autoflush:
-        db.session.execute(upsert.on_conflict_do_update(index_elements=[table.c.id], set_=changed))
+        db.session.execute(_device_upserts[key], params)
 
 
 # ---------------------------------------------------------------------------------------------- pull
