@@ -224,9 +224,9 @@ def insert_many(connection, table, rows: list[dict]) -> None:
     rows (one statement per chunk, not per row: each statement journals the pages it changes, and a case
     row changes some thirty index pages), on PostgreSQL through COPY (psycopg's executemany pays ~25 µs of
     Python per row, and the server an executor start per row; a multi-row VALUES statement was tried too:
-    less server work, more client work). COPY fires the INSERT triggers and checks the constraints of every row as INSERT does,
-    and its errors are raised as SQLAlchemy's. A table whose statement would fill in column defaults the
-    rows leave out goes through SQLAlchemy."""
+    less server work, more client work). COPY fires the INSERT triggers and checks the constraints of every
+    row as INSERT does, and its errors are raised as SQLAlchemy's. A table whose statement would fill in
+    column defaults the rows leave out goes through SQLAlchemy."""
     if not rows:
         return
     columns = tuple(rows[0])

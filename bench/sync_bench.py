@@ -457,14 +457,14 @@ def profile(args) -> int:
                 n = 0
                 if prof:
                     prof.enable()
-                for batch in batches:
+                for batch in (batches * args.replays if name == "replay" else batches):
                     out = send(batch() if callable(batch) else batch)
                     n += len(out)
                     created.update({r["case_id"]: r["case_version"] for r in out if r.get("case_id")})
                 if prof:
                     prof.disable()
                 phases[name] = (prof, n, time.perf_counter() - t0, time.process_time() - c0, in_lock[0],
-                                statements[0] / len(batches))
+                                statements[0] / (len(batches) * (args.replays if name == "replay" else 1)))
             app_dir = re.escape(str(ROOT / "app") + os.sep)
             for name, (prof, n, wall, cpu, locked, per_batch) in phases.items():
                 how = "under cProfile" if prof else "without cProfile"
@@ -523,6 +523,8 @@ def main() -> int:
     parser.add_argument("--pg-statements", action="store_true",
                         help="PostgreSQL: print pg_stat_statements' top statements (--top) per phase")
     parser.add_argument("--top", type=int, default=25, help="with --profile: rows per phase")
+    parser.add_argument("--replays", type=int, default=1,
+                        help="with --profile: send the batches this many times in the replay phase")
     args = parser.parse_args()
     print("machine: " + "  ".join(f"{k}={v}" for k, v in machine().items()))
     if args.profile:
