@@ -236,19 +236,6 @@ def test_insert_many_on_sqlite_writes_chunks_of_rows_per_statement(app):
         meta.drop_all(db.engine)
 
 
-def test_sqlite_keeps_statement_journals_in_memory(app):
-    """temp_store = MEMORY: a statement's journal (the pages it changed, kept to undo the statement alone)
-    spills to a temporary file past 64 KiB otherwise, and a case row's INSERT with its indexes and
-    roll-up triggers passes that."""
-    from app.extensions import db
-
-    with app.app_context():
-        if db.engine.dialect.name != "sqlite":
-            pytest.skip("a SQLite setting")
-        with db.engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
-
-
 def test_insert_many_leaves_defaults_to_sqlalchemy(app):
     """Rows that leave out a column with a Python default go through SQLAlchemy, which fills it in."""
     from app.database import _insert_plans, insert_many
