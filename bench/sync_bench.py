@@ -407,7 +407,9 @@ def profile(args) -> int:
         try:
             from app import create_app
 
-            app = create_app({"DATABASE_URL": database.url, "MEDIA_DIR": str(tmp / "media")})
+            # one phone sending hundreds of batches a minute (--replays): above the per-device sync limit
+            app = create_app({"DATABASE_URL": database.url, "MEDIA_DIR": str(tmp / "media"),
+                              "SYNC_RATE_LIMIT_DEVICE": "100000 per minute", "SYNC_RATE_LIMIT_USER": "100000 per minute"})
             client = app.test_client()
             r = client.post("/api/v1/auth/login", json={"username": USER, "password": PASSWORD,
                                                         "device_id": "profile-phone"})

@@ -472,6 +472,12 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
     logged = logged_ops(op_ids)
     prepared = [prepare(raw_op, logged) for raw_op in ops]
     neighbours = _plan_reports(prepared, user, envelope["device_id"], client_time, skew_flag)
+    # A batch answered in full already (a resent outbox: replays and refusals) has nothing to apply: which
+    # photos its cases still lack is read now, in this read transaction, and the write transaction only
+    # records the device.
+    answered = all(item.answer is not None for item in prepared)
+    if answered:
+        _fill_missing_photos([item.answer for item in prepared])
     # This transaction only read: ending it need not expire what it loaded (the user would be read again
     # as the write transaction's first statement, inside the write turn).
     session = db.session()
@@ -480,18 +486,12 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
         session.commit()
     finally:
         session.expire_on_commit = expire
-    # A batch answered in full already (a resent outbox: replays and refusals) has nothing to apply: its
-    # write transaction only records the device, and on PostgreSQL reads the missing photos too (one
-    # transaction less). On SQLite that read stays outside the write turn, beside the other workers' writes.
-    read_in_batch = (all(item.answer is not None for item in prepared)
-                     and db.session.get_bind().dialect.name != "sqlite")
     begin = set_begin_mode("IMMEDIATE")
     try:
-        results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now, neighbours,
-                               fill_missing=read_in_batch)
+        results = _apply_batch(user_id, prepared, envelope, client_time, skew_flag, now, neighbours)
     finally:
         reset_begin_mode(begin)
-    if not read_in_batch:
+    if not answered:
         # After the commit, outside the write lock: which photos the cases still lack. (Should this read
         # fail, the batch stands and a resend gets the same answers as duplicates.)
         with read_only_transactions():
@@ -526,9 +526,8 @@ def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_t
 
 
 def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_time, skew_flag: bool,
-                 now: datetime, neighbours: cases.Neighbours | None, fill_missing: bool = False) -> list[dict]:
-    """The write part of a sync: one transaction, retried on lock trouble; op by op after a failure.
-    ``fill_missing``: the answers' missing photos are read in this transaction too."""
+                 now: datetime, neighbours: cases.Neighbours | None) -> list[dict]:
+    """The write part of a sync: one transaction, retried on lock trouble; op by op after a failure."""
     ops = [item.raw for item in prepared]
     results: list[dict] = []
     safe = False
@@ -544,8 +543,6 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             _record_device(user, envelope, now)
             cases.finish_changes()
             db.session.flush()
-            if fill_missing:
-                _fill_missing_photos(results)
             db.session.commit()
             return results
         except (_Unsafe, IntegrityError):
