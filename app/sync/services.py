@@ -448,7 +448,9 @@ def _lock_cases(ops: list) -> dict[str, Case]:
                   if isinstance(op, dict) and isinstance(op.get("case_id"), str) and len(op["case_id"]) <= 36})
     if not ids:
         return {}
-    stmt = select(Case).where(Case.id.in_(ids)).order_by(Case.id)
+    # populate_existing: read under the lock, a case already in the session is refreshed, not taken as it
+    # was (the read part's commit no longer expires what it loaded; it loads no case today)
+    stmt = select(Case).where(Case.id.in_(ids)).order_by(Case.id).execution_options(populate_existing=True)
     if db.session.get_bind().dialect.name != "sqlite":
         stmt = stmt.with_for_update()
     return {case.id: case for case in db.session.scalars(stmt)}

@@ -224,3 +224,30 @@ def test_possible_duplicates_found_by_the_batch_read_are_those_of_a_full_search(
         assert r.get("duplicate_of", []) == [cid for _, cid in want], r
         flagged += bool(want)
     assert flagged >= 20  # the crowd really has neighbours to find
+
+
+def test_cases_read_under_the_lock_are_fresh_even_if_already_in_the_session(app, client, auth):
+    """The read part's commit keeps what it loaded; a case already in the session must still be read anew
+    when the batch takes its lock, or a merge would start from a stale version."""
+    from sqlalchemy import text
+
+    from app.sync.services import _lock_cases
+
+    worker = Phone(client, auth, "wanggeyuan")
+    case_id = worker.one(report_op())["case_id"]
+    with app.app_context():
+        session = db.session()
+        stale = session.get(Case, case_id)
+        assert stale.version == 1
+        expire, session.expire_on_commit = session.expire_on_commit, False
+        try:
+            session.commit()  # as the sync's read part ends: nothing expired
+        finally:
+            session.expire_on_commit = expire
+        with db.engine.begin() as other:  # another worker's batch lands meanwhile
+            other.execute(text("UPDATE cases SET version = 7, description = '别处改过' WHERE id = :id"),
+                          {"id": case_id})
+        locked = _lock_cases([{"case_id": case_id}])
+        assert locked[case_id] is stale  # the same object, refreshed
+        assert stale.version == 7 and stale.description == "别处改过"
+        db.session.rollback()
