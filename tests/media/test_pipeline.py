@@ -586,6 +586,100 @@ def test_missing_file_is_not_a_photo_rejection(tmp_path):
         process_photo(tmp_path / "nope.jpg")
 
 
+# --- the display copy kept as uploaded -------------------------------------------------------------
+
+
+def decoded(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as img:
+        return img.convert("RGB").tobytes()
+
+
+def segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def canvas_jpeg(photos: Path, size=(1600, 1200), quality=82, **params) -> bytes:
+    """What the PWA uploads: a real photo drawn at display size and encoded by the canvas at 0.82 (no
+    metadata). This detailed photo weighs 2.1 bits a pixel (at 0.95, 4.1: that one would be re-encoded)."""
+    with Image.open(photos / "corrupted.jpg") as src:
+        return jpeg_bytes(src.convert("RGB").resize(size), quality=quality, **params)
+
+
+@pytest.mark.parametrize("params", [{}, {"progressive": True}, {"restart_marker_blocks": 4},
+                                    {"subsampling": 0, "quality": 75}])
+def test_a_display_sized_upright_jpeg_keeps_its_own_image(tmp_path, photos, params):
+    data = canvas_jpeg(photos, **params)
+    result = process_photo(write(tmp_path, "pwa.jpg", data))
+    assert_bare_jpeg(result.display)
+    # The same compressed image, not a second lossy generation: every pixel decodes the same.
+    assert decoded(result.display) == decoded(data)
+    assert len(data) - 20 <= len(result.display) <= len(data)
+    assert result.display_size == (result.width, result.height) == (1600, 1200)
+    assert result.thumb_size == (320, 240)
+    assert result.decoded_size == (400, 300)  # only the thumbnail's pixels, at 1/4 by DCT scaling
+    # The thumbnail, from the 1/4-scale decode, is the photo's: as a full decode scaled down shows it.
+    with Image.open(io.BytesIO(data)) as full:
+        reference = full.convert("RGB").resize((320, 240), Image.Resampling.LANCZOS)
+    assert mean_abs_diff(thumb_of(result), reference) < 5.6  # the re-encoding path's: 5.05 (bilinear: 6.2)
+    unkept = process_photo(write(tmp_path, "unkept.jpg", canvas_jpeg(photos, size=(1601, 1201))))
+    assert hamming(result.phash, unkept.phash) <= 4
+
+
+def test_a_kept_display_copy_has_no_metadata_and_nothing_after_its_end(tmp_path, photos):
+    # A Nikon's EXIF (GPS, maker, maker notes) on a light 1200 x 900 image: the Nikon's own 640 x 480 JPEGs
+    # weigh 4 bits a pixel and would be re-encoded.
+    exif = next(payload for marker, payload in jpeg_markers((photos / "DSCN0010.jpg").read_bytes())
+                if marker == 0xE1 and payload.startswith(b"Exif"))
+    plain = canvas_jpeg(photos, size=(1200, 900))
+    camera = plain[:2] + segment(0xE1, exif) + plain[2:]
+    extra = (segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>secret place</x:xmpmeta>")
+             + segment(0xE2, b"ICC_PROFILE\x00\x01\x01" + bytes(128))
+             + segment(0xFE, b"note: the reporter's phone number"))
+    data = camera[:2] + extra + camera[2:] + b"\xff\xff<html><script>alert(1)</script></html>"
+    result = process_photo(write(tmp_path, "camera.jpg", data))
+    assert_bare_jpeg(result.display)
+    for needle in (b"secret place", b"phone number", b"<script", b"NIKON", b"GPS"):
+        assert needle not in result.display
+    assert decoded(result.display) == decoded(plain)
+    assert result.decoded_size == (600, 450)  # at 1/2: at 1/4 it would be smaller than the thumbnail
+    assert result.exif_lat == pytest.approx(43.467, abs=0.01) and result.camera  # read from the original
+
+
+def test_a_heavy_or_unclear_jpeg_is_re_encoded(tmp_path, photos):
+    # More than 3 bits a pixel: the display copy is made lighter, not kept.
+    heavy = jpeg_bytes(_noise((800, 600), 7), quality=100)
+    assert len(heavy) * 8 > 3 * 800 * 600
+    result = process_photo(write(tmp_path, "heavy.jpg", heavy))
+    assert_bare_jpeg(result.display)
+    assert len(result.display) < len(heavy) / 2 and result.decoded_size == (800, 600)
+    # Components stored as R, G, B with only an Adobe segment to say so: dropping that segment (as a kept
+    # copy would) or adding a JFIF header would turn the colours; so it is decoded and re-encoded.
+    rgb = jpeg_bytes(Image.new("RGB", (64, 48), (220, 20, 30)), keep_rgb=True, quality=95)
+    assert b"Adobe" in rgb
+    adobe = rgb.index(b"\xff\xee")
+    bare_rgb = rgb[:adobe] + rgb[adobe + 2 + struct.unpack(">H", rgb[adobe + 2:adobe + 4])[0]:]
+    for name, data in (("adobe.jpg", rgb), ("rgb-ids.jpg", bare_rgb)):
+        out = process_photo(write(tmp_path, name, data))
+        assert_bare_jpeg(out.display)
+        red = Image.open(io.BytesIO(out.display)).convert("RGB").getpixel((32, 24))
+        assert red[0] > 190 and red[1] < 60 and red[2] < 60, (name, red)
+
+
+@pytest.mark.parametrize("cut", ["no end of image", "a cut-off segment", "a marker out of place"])
+def test_a_jpeg_the_stripper_cannot_follow_is_refused(tmp_path, photos, cut):
+    from app.media.pipeline import _strip_jpeg
+
+    data = canvas_jpeg(photos, size=(400, 300))
+    assert _strip_jpeg(data, 400 * 300) is not None
+    broken = {
+        "no end of image": data[:-2],
+        "a cut-off segment": data[:40],
+        "a marker out of place": data[:2] + b"\xff\xd8" + data[2:],
+    }[cut]
+    assert _strip_jpeg(broken, 400 * 300) is None
+    assert rejected(write(tmp_path, "x.jpg", broken)) == "photo_corrupt"
+
+
 # --- fuzzing ----------------------------------------------------------------------------------------
 
 hypothesis = pytest.importorskip("hypothesis")
