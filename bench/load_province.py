@@ -29,10 +29,12 @@ A phone (one thread, one ``requests.Session``, one device id, logged in once) se
 ``case.update`` on its own earlier reports (at the version it last saw); ``--mix 70,15,15`` is the
 photo-heavy stress mix of the first runs (one photo per report, none on notes). Photos go first
 (``POST /media/missing``, then ``PUT /media/<sha256>`` for each missing one), then ``POST /sync``.
-Photos are 1600 x 1200 JPEGs of about 230 KB (what a phone app uploads after resizing): a pool of distinct
-images (distinct dHash, as real photos have), each made unique per report by a JPEG COM segment with a
-counter right after SOI, so every sha256 differs and the file still decodes. Reviewers (township and city)
-page the review queue and the figures.
+Photos are 1600 x 1200 JPEGs of about 230 KB with no metadata (what the PWA's canvas uploads): a pool of
+distinct images (distinct dHash, as real photos have), each made unique per report by a counter in its JFIF
+header's pixel density, so every sha256 differs, the file still decodes, and the server keeps it as its
+own display copy, as it does the PWA's (two objects per photo). ``--photo-marker com`` puts the counter in
+a comment segment instead, as the runs before 2026-11-25 evening did (stripped: three objects per photo).
+Reviewers (township and city) page the review queue and the figures.
 
 Phase (a), closed loop: all N phones online at once, each syncing in a loop. ``--closed-rates 60,0``: first
 with exponential think times such that the phones together offer 60 ops/s (a county's evening peak), then
@@ -345,10 +347,12 @@ class Gunicorn:
 
 
 class Photos:
-    """Distinct base images (different dHash, as real photos), each used many times with a counter in a JPEG
-    COM segment after SOI: every body's sha256 differs, the image decodes the same."""
+    """Distinct base images (different dHash, as real photos), each used many times with a counter in its
+    JFIF header's pixel density: every body's sha256 differs, the image decodes the same, and the file stays
+    what the PWA's canvas uploads (no metadata: the server keeps it as its own display copy). ``marker="com"``
+    puts the counter in a comment segment instead (the first runs' photos: re-stripped, three objects)."""
 
-    def __init__(self, n: int, seed: int):
+    def __init__(self, n: int, seed: int, marker: str = "jfif"):
         import numpy as np
         from PIL import Image
 
@@ -361,6 +365,8 @@ class Photos:
             buf = io.BytesIO()
             Image.fromarray(np.clip(smooth + texture, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
             self.bases.append(buf.getvalue())
+        assert all(b[6:11] == b"JFIF\x00" and b[18:20] == b"\x00\x00" for b in self.bases)
+        self.marker = marker
         self.counter = 0
         self.lock = threading.Lock()
 
@@ -369,8 +375,12 @@ class Photos:
             self.counter += 1
             n = self.counter
         base = self.bases[n % len(self.bases)]
-        comment = b"gridcase-load %012d" % n
-        body = base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
+        if self.marker == "com":
+            comment = b"gridcase-load %012d" % n
+            body = base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
+        else:  # units 0 (aspect ratio only), X and Y density 1..65535: 2^32 distinct files per base image
+            high, low = divmod(n // len(self.bases), 65535)
+            body = base[:13] + b"\x00" + (high + 1).to_bytes(2, "big") + (low + 1).to_bytes(2, "big") + base[18:]
         return hashlib.sha256(body).hexdigest(), body
 
     @property
@@ -796,6 +806,9 @@ def main() -> int:
     ap.add_argument("--rates", default="10,20,30,60,120,180,240,300,400")
     ap.add_argument("--step-s", type=float, default=20)
     ap.add_argument("--photo-bases", type=int, default=256)
+    ap.add_argument("--photo-marker", choices=("jfif", "com"), default="jfif",
+                    help="what makes each photo distinct: its JFIF density (a clean upload, as the PWA sends: "
+                         "two objects) or a comment segment (stripped into a display copy: three objects)")
     ap.add_argument("--max-minutes", type=float, default=20, help="the whole run, set-up included")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--seed", type=int, default=20261122)
@@ -868,7 +881,7 @@ def main() -> int:
             points[grid] = pool
 
         t0 = time.perf_counter()
-        photos = Photos(args.photo_bases, args.seed)
+        photos = Photos(args.photo_bases, args.seed, args.photo_marker)
         print(f"{args.photo_bases} distinct 1600x1200 JPEGs, mean {photos.mean_size / 1024:.0f} KiB"
               f" ({time.perf_counter() - t0:.1f} s)", flush=True)
 

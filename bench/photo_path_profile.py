@@ -5,8 +5,8 @@ Flask test client, photos stored in S3 (moto's server, in its own process so its
     .venv/bin/python bench/photo_path_profile.py --profile 25   # and cProfile's top 25 functions
 
 The photos are the province load test's (``bench/load_province.py``: 1600 x 1200 JPEGs of ~230 KB, each
-made unique by a COM segment). The database is SQLite in a temp directory (the load test's PostgreSQL costs
-the app little CPU: the figures here are the app's side). What is measured is this process's CPU time
+made unique by its JFIF density: clean uploads, as the PWA sends). The database is SQLite in a temp
+directory (the load test's PostgreSQL costs the app little CPU: the figures here are the app's side). What is measured is this process's CPU time
 (``time.process_time``), so other load on the machine moves it far less than wall time.
 """
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from app.media.storage import VARIANTS as KEY_VARIANTS, key_for, storage_from_config
+from app.media.storage import key_for, storage_from_config, stored_variants
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -128,10 +128,12 @@ def _revision(conn, tables: list[str]) -> str | None:
     return row[0] if row else None
 
 
-def _photo_hashes(conn, tables: list[str]) -> list[str]:
+def _photo_hashes(conn, tables: list[str]) -> list[tuple[str, bool]]:
+    """(sha256, display_is_original) of every photo row: which objects it stands for."""
     if "photos" not in tables:
         return []
-    return [r[0] for r in conn.execute("SELECT sha256 FROM photos ORDER BY sha256")]
+    return [(r[0], bool(r[1])) for r in conn.execute(
+        "SELECT sha256, display_is_original FROM photos ORDER BY sha256")]
 
 
 # ---------------------------------------------------------------------------------------------- create
@@ -211,7 +213,7 @@ def _backup_postgresql(uri: str, target: Path, bindir: str | None) -> tuple[dict
     return counts, revision, hashes
 
 
-def _backup_media(config, hashes: list[str], dest: Path) -> dict:
+def _backup_media(config, hashes: list[tuple[str, bool]], dest: Path) -> dict:
     kind = (config.get("MEDIA_STORAGE") or "local").strip().lower()
     if kind != "local":
         # Objects in S3 are protected where they live (bucket versioning, replication to a second region or
@@ -219,8 +221,8 @@ def _backup_media(config, hashes: list[str], dest: Path) -> dict:
         return {"storage": kind, "copied": False, "photos": len(hashes), "files": [], "missing": []}
     root = Path(config["MEDIA_DIR"])
     files, missing = [], []
-    for sha in hashes:
-        for variant in KEY_VARIANTS:
+    for sha, display_is_original in hashes:
+        for variant in stored_variants(display_is_original):
             key = key_for(variant, sha)
             source = root / key
             if not source.is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import UTCDateTime, utcnow
@@ -42,6 +42,9 @@ class Photo(db.Model):
         self.phash = phash
         quarters = phash_quarters(phash) if phash else (None,) * 4
         self.phash_q0, self.phash_q1, self.phash_q2, self.phash_q3 = quarters
+    # The upload was already a clean display copy (an upright, display-sized JPEG with no metadata, as the
+    # PWA sends): no display object of its own; the display variant is served from the original's.
+    display_is_original: Mapped[bool] = mapped_column(default=False, server_default=false())
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -98,6 +98,9 @@ class ProcessedPhoto:
     display_size: tuple[int, int] = (0, 0)
     # The pixels actually decoded: well under width x height when JPEG DCT scaling (draft) did its job.
     decoded_size: tuple[int, int] = (0, 0)
+    # The display copy is the original, byte for byte (a clean upload, as the PWA's canvas makes): stored
+    # once, under the original's key.
+    display_is_original: bool = False
 
 
 @dataclass(slots=True)
@@ -208,11 +211,12 @@ def _process(fh: io.BufferedReader, kind: str, head: bytes, *, max_pixels: int, 
         # dropped: no second lossy generation, and no decode and re-encode at full size (~10 of ~13 ms).
         # Only the thumbnail needs pixels, and DCT scaling decodes those at 1/4 or 1/8 for ~3 ms; every
         # byte of the scans is still Huffman-decoded, so a truncated or corrupt file is refused the same.
-        kept = None
+        kept = data = None
         if kind == "JPEG" and upright_transpose is None and max(width, height) <= DISPLAY_SIZE and img.mode == "RGB":
-            kept = _strip_jpeg(os.pread(fh.fileno(), _MAX_KEPT_DISPLAY_BYTES + 1, 0), width * height)
+            data = os.pread(fh.fileno(), _MAX_KEPT_DISPLAY_BYTES + 1, 0)
+            kept = _strip_jpeg(data, width * height)
         if kept is not None:
-            return _thumb_only(img, kind, head, meta, width, height, kept, draft=draft)
+            return _thumb_only(img, kind, meta, width, height, kept, draft=draft, same=kept == data)
 
         # Only JPEG gets draft(): pillow-heif's draft() may hand back the embedded thumbnail, which
         # need not show what the full image shows.
@@ -261,9 +265,10 @@ def _process(fh: io.BufferedReader, kind: str, head: bytes, *, max_pixels: int, 
     )
 
 
-def _thumb_only(img: Image.Image, kind: str, head: bytes, meta: _Exif, width: int, height: int, display: bytes,
-                *, draft: bool) -> ProcessedPhoto:
-    """The rest of ``_process`` for a JPEG whose display copy is ``display`` (its own stripped bytes)."""
+def _thumb_only(img: Image.Image, kind: str, meta: _Exif, width: int, height: int, display: bytes,
+                *, draft: bool, same: bool) -> ProcessedPhoto:
+    """The rest of ``_process`` for a JPEG whose display copy is ``display``: its own bytes, stripped
+    (``same``: there was nothing to strip)."""
     scale = THUMB_SIZE / max(img.size)
     if draft and scale < 1:
         img.draft("RGB", (max(1, math.ceil(img.width * scale)), max(1, math.ceil(img.height * scale))))
@@ -277,7 +282,7 @@ def _thumb_only(img: Image.Image, kind: str, head: bytes, meta: _Exif, width: in
         format=kind, mime=_MIME[kind], width=width, height=height, orientation=meta.orientation,
         exif_time=meta.time, exif_lat=meta.lat, exif_lon=meta.lon, camera=meta.camera, phash=phash,
         thumb=thumb_jpeg, display=display, thumb_size=thumb.size, display_size=(width, height),
-        decoded_size=decoded_size,
+        decoded_size=decoded_size, display_is_original=same,
     )
 
 
@@ -299,7 +304,9 @@ _SCAN_END = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])")
 
 def _strip_jpeg(data: bytes, pixels: int) -> bytes | None:
     """The JPEG in ``data`` rebuilt from the segments a decoder needs (a JFIF header, DQT, DHT, DRI, SOF,
-    the scans) up to its EOI: no APPn (EXIF, XMP, ICC, MPF, ...), no comment, nothing after the end.
+    the scans) up to its EOI: no APPn (EXIF, XMP, ICC, MPF, ...), no comment, nothing after the end. A
+    file that has nothing else comes back equal to ``data`` (its own JFIF header is kept when it carries
+    no thumbnail).
 
     None when the result would be anything but a plain 8-bit YCbCr JPEG of at most 3 bits a pixel: other
     coding processes (lossless, hierarchical, arithmetic), an Adobe segment (its colour transform would be
@@ -330,6 +337,8 @@ def _strip_jpeg(data: bytes, pixels: int) -> bytes | None:
         pos += 1 + length
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:  # APPn and COM: metadata, dropped
             if marker == 0xE0 and body.startswith(b"JFIF\x00"):
+                if not jfif and len(body) == 14 and body[12:14] == b"\x00\x00":  # no thumbnail: keep it
+                    out[1] = segment
                 jfif = True
             elif marker == 0xEE and body.startswith(b"Adobe"):
                 return None

@@ -161,13 +161,15 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
 
     # No object's presence is taken to mean "complete": the row is, inserted only after all three are in.
     with _disk_full_is_507():
-        store_photo(storage(), actual, tmp_path, processed.thumb, processed.display)
+        store_photo(storage(), actual, tmp_path, processed.thumb,
+                    None if processed.display_is_original else processed.display)
 
     exif_time, exif_naive = _exif_times(processed.exif_time)
     photo = Photo(sha256=actual, size=size, format=processed.format, mime=processed.mime,
                   width=processed.width, height=processed.height, exif_time=exif_time,
                   exif_time_naive=exif_naive, exif_lat=processed.exif_lat, exif_lon=processed.exif_lon,
-                  camera=(processed.camera or None) and processed.camera[:64], uploaded_by=user_id)
+                  camera=(processed.camera or None) and processed.camera[:64], uploaded_by=user_id,
+                  display_is_original=processed.display_is_original)
     photo.set_phash(processed.phash)
     try:
         with db.session.begin_nested():
@@ -328,6 +330,12 @@ def _visible(sha256: str, user) -> bool:
         .where(CasePhoto.sha256 == sha256, case_criterion(Case, user)).limit(1)) is not None
 
 
+def object_variant(photo: Photo, variant: str) -> str:
+    """Which stored object holds ``variant`` of ``photo``: the display copy of a clean upload is the
+    original's object (the bytes are the same, and carry no metadata)."""
+    return "original" if variant == "display" and photo.display_is_original else variant
+
+
 def open_variant(sha256: str, variant: str, user) -> tuple[Photo, BinaryIO, str]:
     """(photo, open stream, content type) of one variant, if ``user`` may see it: they can see a case
     linking the photo, or uploaded it and it is not linked yet. Originals only for reviewers and admins.
@@ -340,7 +348,7 @@ def open_variant(sha256: str, variant: str, user) -> tuple[Photo, BinaryIO, str]
     if variant == "original" and user.role not in PRIVILEGED:
         raise NotFound()
     try:
-        stream = storage().open(key_for(variant, sha256))
+        stream = storage().open(key_for(object_variant(photo, variant), sha256))
     except FileNotFoundError:
         log.error("photo %s has a row but no %s object", sha256, variant)
         raise NotFound() from None

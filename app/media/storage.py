@@ -41,6 +41,11 @@ def key_for(variant: str, sha256: str) -> str:
     return f"{variant}/{sha256[:2]}/{sha256[2:4]}/{sha256}{VARIANTS[variant]}"
 
 
+def stored_variants(display_is_original: bool) -> tuple[str, ...]:
+    """The objects a photo row stands for: a clean upload's display copy is its original's object."""
+    return ("original", "thumb") if display_is_original else ("original", "thumb", "display")
+
+
 def check_key(key: str) -> str:
     """``key`` itself if ``key_for`` could have built it. Raises ValueError otherwise (e.g. ``../x``)."""
     match = _KEY.fullmatch(key) if isinstance(key, str) else None
@@ -274,8 +279,10 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def store_photo(store: Storage, sha256: str, original: str | os.PathLike, thumb: bytes, display: bytes) -> None:
-    """Store the three objects of one photo: the file at ``original`` and the two derivatives from memory.
+def store_photo(store: Storage, sha256: str, original: str | os.PathLike, thumb: bytes,
+                display: bytes | None) -> None:
+    """Store the three objects of one photo: the file at ``original`` and the two derivatives from memory;
+    two when ``display`` is None (the display copy is the original itself).
 
     The two derivatives go up on a shared pool's threads while the calling thread stores the original, so
     the waits overlap (the local disk's fsyncs, S3's round trips); the CPU is the same as one after the
@@ -285,7 +292,7 @@ def store_photo(store: Storage, sha256: str, original: str | os.PathLike, thumb:
     """
     pool = _executor()
     futures = [pool.submit(store.put_bytes, key_for(variant, sha256), data)
-               for variant, data in (("thumb", thumb), ("display", display))]
+               for variant, data in (("thumb", thumb), ("display", display)) if data is not None]
     try:
         store.put_file(key_for("original", sha256), original)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from pathlib import Path
 
 import pytest
 from helpers import Phone, report_op
@@ -148,6 +149,37 @@ def test_get_variants_and_scope(client, auth, worker, jpeg):
     assert r.headers["ETag"] == f'"{digest}-thumb"'
     r = client.get(f"/api/v1/media/{digest}?variant=bogus", headers=worker.headers)
     assert r.status_code == 422
+
+
+def test_a_clean_upload_is_stored_once_and_served_as_its_display_copy(app, client, auth, worker, jpeg, photos):
+    from app.extensions import db
+    from app.media.models import Photo
+
+    # What the PWA's canvas uploads: upright, display-sized, no metadata at all.
+    with Image.open(photos / "DSCN0040.jpg") as img:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=75)
+    clean = buf.getvalue()
+    media = app.config["MEDIA_DIR"]
+    for data, objects in ((clean, ["original", "thumb"]), (jpeg, ["display", "original", "thumb"])):
+        digest = sha(data)
+        worker.one(report_op(photos=[digest]))
+        assert put(client, worker.headers, data).status_code == 201
+        stored = sorted(p.relative_to(media).parts[0] for p in Path(media).rglob(f"*{digest}*") if p.is_file())
+        assert stored == objects
+        with app.app_context():
+            assert db.session.get(Photo, digest).display_is_original is (data is clean)
+        display = client.get(f"/api/v1/media/{digest}?variant=display", headers=worker.headers)
+        assert display.status_code == 200 and display.mimetype == "image/jpeg"
+        assert display.headers["ETag"] == f'"{digest}-display"'
+        assert (display.data == data) is (data is clean)  # the camera's file is stripped of its EXIF
+        assert not Image.open(io.BytesIO(display.data)).getexif()
+        # The same bytes or not, the original variant stays the reviewers'.
+        assert client.get(f"/api/v1/media/{digest}?variant=original", headers=worker.headers).status_code == 404
+        original = client.get(f"/api/v1/media/{digest}?variant=original", headers=auth.headers("reviewer"))
+        assert original.status_code == 200 and original.data == data
+        assert client.get(f"/api/v1/media/{digest}?variant=display",
+                          headers=auth.headers("worker_b")).status_code == 404
 
 
 def test_unlinked_photo_only_for_its_uploader(client, auth, worker, photos):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 
 import boto3
 import pytest
+from PIL import Image
 from conftest import BUCKET
 from helpers import Phone, report_op
 
@@ -35,3 +37,18 @@ def test_upload_and_serve_through_s3(app, client, auth, photos, s3_endpoint):
     assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg" and thumb.data[:3] == b"\xff\xd8\xff"
     original = client.get(f"/api/v1/media/{digest}?variant=original", headers=auth.headers("reviewer"))
     assert original.status_code == 200 and original.data == data
+
+    # A clean upload (the PWA's: no metadata) is its own display copy: two objects, display = original.
+    with Image.open(photos / "DSCN0040.jpg") as img:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=75)
+    clean = buf.getvalue()
+    digest = hashlib.sha256(clean).hexdigest()
+    worker.one(report_op(photos=[digest]))
+    r = client.put(f"/api/v1/media/{digest}", data=clean, headers={**worker.headers,
+                                                                    "Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.get_json()
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
+    assert sorted(k.split("/")[1] for k in keys if digest in k) == ["original", "thumb"]
+    display = client.get(f"/api/v1/media/{digest}?variant=display", headers=worker.headers)
+    assert display.status_code == 200 and display.mimetype == "image/jpeg" and display.data == clean
