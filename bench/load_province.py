@@ -600,11 +600,13 @@ class Reviewer(threading.Thread):
 # ---------------------------------------------------------------------------------------------- metrics
 
 
-_METRIC = re.compile(r'^(gridcase_photo_pipeline_seconds|gridcase_http_request_seconds)_(sum|count)(\{[^}]*\})? (\S+)$')
+_METRIC = re.compile(r'^(gridcase_photo_pipeline_seconds|gridcase_http_request_seconds|gridcase_http_request_cpu_seconds)'
+                     r'_(sum|count|total)(\{[^}]*\})? (\S+)$')
 
 
 def scrape(base: str) -> dict:
-    """Server-side seconds and counts: the photo pipeline, and requests by endpoint (summed over workers)."""
+    """Server-side seconds and counts: the photo pipeline, and requests by endpoint (wall and the serving
+    thread's CPU; summed over workers)."""
     try:
         text = requests.get(base + "/metrics", timeout=30).text
     except requests.RequestException:
@@ -616,20 +618,24 @@ def scrape(base: str) -> dict:
             continue
         name, kind, labels, value = m.groups()
         key = "photo_pipeline"
-        if name == "gridcase_http_request_seconds":
+        if name != "gridcase_photo_pipeline_seconds":
             ep = re.search(r'endpoint="([^"]*)"', labels or "")
             key = ep.group(1) if ep else "?"
+        if name == "gridcase_http_request_cpu_seconds":
+            kind = "cpu"
         out[(key, kind)] += float(value)
     return out
 
 
 def server_means(a: dict, b: dict) -> dict:
-    """Mean server-side ms per request (or per photo) between two scrapes, for the endpoints that matter."""
+    """Mean server-side ms per request (or per photo) between two scrapes, for the endpoints that matter:
+    (count, wall ms, CPU ms of the serving thread or None)."""
     out = {}
     for key in ("photo_pipeline", "sync.push", "media.put_photo", "media.missing", "cases.case_queue", "stats.stats"):
         n = b.get((key, "count"), 0) - a.get((key, "count"), 0)
         if n:
-            out[key] = (n, (b.get((key, "sum"), 0) - a.get((key, "sum"), 0)) / n * 1000)
+            cpu = (b.get((key, "cpu"), 0) - a.get((key, "cpu"), 0)) / n * 1000 if (key, "cpu") in b else None
+            out[key] = (n, (b.get((key, "sum"), 0) - a.get((key, "sum"), 0)) / n * 1000, cpu)
     return out
 
 
@@ -785,8 +791,9 @@ def show_row(r: dict, header: bool = False) -> None:
           f" {fmt(r['review_p99']):>6} {r['non2xx']:>6} {r['s5xx']:>4} {r['retry']:>5} {r['rejected']:>4} {r['resent']:>6} |"
           f"  {c['gunicorn']:.2f} {c['postgres']:.2f} {c['moto']:.2f} {c['client']:.2f} {c['other']:.2f}"
           f" (machine {c['machine']:.2f})", flush=True)
-    srv = ", ".join(f"{k} {n:.0f}x {ms:.0f} ms" for k, (n, ms) in r["server"].items())
-    print(f"  {'':<20} server-side means: {srv}", flush=True)
+    srv = ", ".join(f"{k} {n:.0f}x {ms:.0f}" + (f"/{cpu:.1f}" if cpu is not None else "") + " ms"
+                    for k, (n, ms, cpu) in r["server"].items())
+    print(f"  {'':<20} server-side means (wall/CPU of the serving thread): {srv}", flush=True)
     if r["errors"]:
         print(f"  {'':<20} errors: {r['http']} {r['errors'][:3]}", flush=True)
 

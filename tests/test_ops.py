@@ -58,6 +58,10 @@ def test_metrics(client, auth):
     assert 'gridcase_sync_ops_total{status="applied"}' in text
     assert "gridcase_http_requests_total" in text and 'endpoint="sync.push"' in text
     assert "gridcase_http_request_seconds_bucket" in text
+    # CPU per route: the sync's thread did work; a thread's CPU never exceeds its request's wall time.
+    cpu = re.search(r'^gridcase_http_request_cpu_seconds_total\{endpoint="sync.push"\} (\S+)$', text, re.M)
+    wall = re.search(r'^gridcase_http_request_seconds_sum\{endpoint="sync.push"\} (\S+)$', text, re.M)
+    assert cpu and wall and 0 < float(cpu[1]) <= float(wall[1])
     for gauge in ("gridcase_held_ops 0", "gridcase_conflicts_open 0", "gridcase_devices_with_unsent"):
         assert gauge in text
     assert "gridcase_photo_pipeline_seconds" in text
@@ -138,6 +142,7 @@ def test_access_log_names_the_user_without_loading_it_again(app, client, auth, c
     assert r.status_code == 200
     lines = [rec for rec in caplog.records if rec.name == "gridcase.access"]
     assert lines and lines[-1].user_id == user_id
+    assert 0 < lines[-1].cpu_ms <= lines[-1].duration_ms + 0.1
     # the token's look-up of its session joined to its user, and none for the log line (nor for the sync,
     # which keeps the user its read part loaded)
     assert len(selects) == 1 and "FROM auth_sessions" in selects[0], selects
