@@ -384,6 +384,31 @@ def handle_domain_error(exc: DomainError):
                    **exc.params)
 
 
+_TRANSIENT_SQLSTATES = ("40001", "40P01", "55P03", "57P01", "57P02", "57P03")  # serialization, deadlock,
+# lock not available, the server shutting down or restarting
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def _transient_database_error(exc: Exception) -> bool:
+    """A database error that says nothing about the request, so that sending it again later can succeed:
+    a lost or refused connection (SQLSTATE class 08, or a driver error without a code), a deadlock, a
+    serialization failure, a lock not available, a server going down; SQLite busy or locked. Not SQLite's
+    other OperationalErrors ("no such table", a syntax error): those are bugs, and stay 500s."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        return sqlite_code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return isinstance(exc, OperationalError)  # e.g. psycopg's "server closed the connection unexpectedly"
+
+
 def handle_unexpected(exc: Exception):
     import errno
 
@@ -401,6 +426,12 @@ def handle_unexpected(exc: Exception):
         db.session.rollback()
     except Exception:  # the session may itself be what broke; the 500 must still go out
         log.exception("rollback after an unexpected error failed")
+    if _transient_database_error(exc):
+        # The database was not there for a moment (a lost or refused connection, a restart, a deadlock or
+        # serialization failure outside the sync's own retries): nothing was committed; the phone keeps its
+        # outbox and sends again. A 503 says so; a 500 would say the server is broken.
+        log.warning("database unavailable: %s", exc, exc_info=exc)
+        return problem(503, "service_unavailable", headers={"Retry-After": "5"})
     log.exception("unexpected error", exc_info=exc)
     if current_app.config.get("PROPAGATE_EXCEPTIONS_IN_TESTS"):
         raise exc

@@ -337,10 +337,17 @@ class Gunicorn:
         self.log.close()
 
     def log_problems(self) -> list[str]:
+        """The server log's problem lines (cut to 300 characters); with any, the whole log is kept beside
+        the temporary directory (which is removed) and its path is the last line."""
         text = self.log_path.read_text(errors="replace")
-        return [line[:300] for line in text.splitlines()
-                if "Traceback" in line or "[CRITICAL]" in line or "WORKER TIMEOUT" in line or "[ERROR]" in line
-                or '"status": "5' in line][:20]
+        problems = [line[:300] for line in text.splitlines()
+                    if "Traceback" in line or "[CRITICAL]" in line or "WORKER TIMEOUT" in line or "[ERROR]" in line
+                    or '"status": "5' in line][:20]
+        if problems:
+            kept = Path(tempfile.gettempdir()) / f"gridcase-load-server-{time.strftime('%Y%m%d-%H%M%S')}.log"
+            shutil.copyfile(self.log_path, kept)
+            problems.append(f"whole server log kept in {kept}")
+        return problems
 
 
 # ---------------------------------------------------------------------------------------------- photos

@@ -153,6 +153,47 @@ def test_internal_error_shows_nothing_inside(app, client, caplog):
     assert client.post(LOGIN, json=GOOD_LOGIN).status_code == 200
 
 
+def test_a_database_that_is_away_for_a_moment_is_a_503(app, client, caplog):
+    """Lost connections, restarts, deadlocks, SQLite busy: nothing was committed and sending again later
+    can succeed, so the answer is 503 with Retry-After (the phone keeps its outbox), not a 500."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    def busy():
+        err = sqlite3.OperationalError("database is locked")
+        err.sqlite_errorcode = 5  # SQLITE_BUSY, as the sqlite3 module sets it
+        return OperationalError("UPDATE cases", {}, err)
+
+    def no_table():
+        err = sqlite3.OperationalError("no such table: xyz")
+        err.sqlite_errorcode = 1  # SQLITE_ERROR
+        return OperationalError("SELECT * FROM xyz", {}, err)
+
+    raised = {
+        "lost": lambda: OperationalError("SELECT 1", {}, psycopg.OperationalError("server closed the connection")),
+        "restart": lambda: OperationalError("SELECT 1", {}, psycopg.errors.AdminShutdown("terminating")),
+        "deadlock": lambda: OperationalError("UPDATE cases", {}, psycopg.errors.DeadlockDetected("deadlock")),
+        "busy": busy,
+        "bug-pg": lambda: ProgrammingError("SELECT x", {}, psycopg.errors.UndefinedColumn("no column x")),
+        "bug-sqlite": no_table,
+    }
+
+    @app.get("/api/v1/test-db/<kind>")
+    def db_error(kind):
+        raise raised[kind]()
+
+    for kind in ("lost", "restart", "deadlock", "busy"):
+        r = client.get(f"/api/v1/test-db/{kind}")
+        assert_problem(r, 503, "service_unavailable")
+        assert r.headers["Retry-After"] == "5"
+        assert "SELECT" not in r.get_data(as_text=True) and "UPDATE" not in r.get_data(as_text=True)
+    for kind in ("bug-pg", "bug-sqlite"):
+        assert_problem(client.get(f"/api/v1/test-db/{kind}"), 500, "internal_error")
+    assert any(rec.levelname == "WARNING" and "database unavailable" in rec.getMessage() for rec in caplog.records)
+
+
 def test_a_5xx_http_error_keeps_its_status(app, client):
     @app.get("/api/v1/test-unavailable")
     def unavailable():
