@@ -130,11 +130,15 @@ class _Held(Exception):
     pass
 
 
-def _dispatch(actor: cases.Actor, op: dict, skew_flag: bool) -> tuple[Case, cases.Outcome]:
+def _dispatch(actor: cases.Actor, op: dict, skew_flag: bool,
+              locked: dict[str, Case] | None = None) -> tuple[Case, cases.Outcome]:
+    """Apply one op. ``locked``: the cases this transaction has read and locked already (the batch's), used
+    as they are instead of being read again; a savepoint rolled back expires what it changed, so they
+    reload themselves when that matters."""
     kind = op["type"]
     if kind == "report.create":
         return cases.create_case(actor, op["report"], skew_flag=skew_flag)
-    case = cases.get_case(op["case_id"], lock=True)
+    case = (locked or {}).get(op["case_id"]) or cases.get_case(op["case_id"], lock=True)
     if case is None:
         raise _Held()
     case, redirected = cases.follow_merges(case, lock=True)
@@ -352,7 +356,7 @@ def _apply_in_savepoint(batch: Batch, op: dict, raw_op: dict, digest: str, actor
     savepoint = db.session.begin_nested()
     try:
         try:
-            case, outcome = _dispatch(actor, op, skew_flag)
+            case, outcome = _dispatch(actor, op, skew_flag, batch.loaded)
         except _Held:
             held = HeldOp(op_id=op_id, payload_hash=digest, case_id=op["case_id"].lower(), type=op["type"],
                           user_id=actor.user.id, device_id=actor.device_id, seq=op.get("seq"), payload=raw_op,

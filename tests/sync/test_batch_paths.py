@@ -251,3 +251,38 @@ def test_cases_read_under_the_lock_are_fresh_even_if_already_in_the_session(app,
         assert locked[case_id] is stale  # the same object, refreshed
         assert stale.version == 7 and stale.description == "别处改过"
         db.session.rollback()
+
+
+def test_ops_on_cases_the_batch_has_locked_do_not_read_them_again(app, client, auth):
+    """Notes and transitions (op by op, in savepoints) use the cases the batch read and locked up front: one
+    read of ``cases`` for the batch, however many ops; a note after a failed op still sees the case as the
+    database has it."""
+    import re
+
+    from sqlalchemy import event
+
+    worker = Phone(client, auth, "wanggeyuan")
+    reviewer = Phone(client, auth, "reviewer")
+    ids = [worker.one(report_op())["case_id"] for _ in range(3)]
+    with app.app_context():
+        engine = db.engine
+    reads = []
+
+    def watch(conn, cursor, statement, *args):
+        if re.match(r"\s*SELECT\b.*\bFROM cases\b", statement, re.S):
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        ops = [note_op(i, text=f"现场{n}") for n, i in enumerate(ids)] + [
+            transition_op(ids[0], 99, "accept"),  # a stale base version: refused in its savepoint
+            note_op(ids[0], text="之后")]
+        results = reviewer.sync(*ops)["results"]
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert [r["status"] for r in results[:3]] == ["applied"] * 3 and results[4]["status"] == "applied"
+    assert results[3]["status"] in ("rejected", "conflict"), results[3]
+    assert len(reads) == 1, reads  # the batch's locked read; before, one more per op
+    with app.app_context():
+        assert [a for _, a, _ in _events(ids[0])] == ["create", "note", "note"]
+        assert db.session.get(Case, ids[0]).version == 3
