@@ -864,8 +864,12 @@ def prefetch_for_updates(found: dict[str, Case], bases: dict[str, int]) -> None:
 
 
 def add_note(actor: Actor, case: Case, note: dict, *, default_role: str = "evidence", action: str = "note",
-             redirected: bool = False) -> Outcome:
+             redirected: bool = False, as_row: bool = False, known_notes: set[str] | None = None) -> Outcome:
     """Append a note and its photos (append-only: always merges). A note id seen before is a no-op.
+
+    ``as_row``: the event, note and photo links are queued as rows for the batch's INSERTs (nothing is
+    written before every check has passed). ``known_notes``: the note ids that exist already, read for the
+    whole batch (kept up to date here), instead of a look-up per note.
 
     Raises Refused (out_of_scope, forbidden).
     """
@@ -874,14 +878,26 @@ def add_note(actor: Actor, case: Case, note: dict, *, default_role: str = "evide
     if user.role == "volunteer" and case.reporter_id != user.id:
         raise Refused("forbidden", status=403)
     outcome = Outcome(flags=["redirected"] if redirected else [])
-    if db.session.get(CaseNote, note["id"]) is not None:
+    if known_notes is not None:
+        if note["id"] in known_notes:
+            return outcome
+        known_notes.add(note["id"])
+    elif db.session.get(CaseNote, note["id"]) is not None:
         return outcome
     version = _event(case, actor, action, data={"note_id": note["id"], "text": note.get("text", ""),
-                                                 "photos": [p["sha256"] for p in note.get("photos") or []]})
-    db.session.add(CaseNote(id=note["id"], case_id=case.id, author_id=user.id, text=note.get("text", ""),
-                            captured_at=note.get("captured_at"), created_at=actor.now, event_version=version))
-    _link_photos(case, actor, note.get("photos") or [], default_role, version, note_id=note["id"])
+                                                 "photos": [p["sha256"] for p in note.get("photos") or []]},
+                     as_row=as_row)
+    add_row(CaseNote, as_row, id=note["id"], case_id=case.id, author_id=user.id, text=note.get("text", ""),
+            captured_at=note.get("captured_at"), created_at=actor.now, event_version=version)
+    _link_photos(case, actor, note.get("photos") or [], default_role, version, note_id=note["id"], as_row=as_row)
     return outcome
+
+
+def existing_notes(note_ids: list[str]) -> set[str]:
+    """Which of these note ids are stored already (one query)."""
+    if not note_ids:
+        return set()
+    return set(db.session.scalars(select(CaseNote.id).where(CaseNote.id.in_(sorted(set(note_ids))))))
 
 
 # ---------------------------------------------------------------------------------------------- workflow

@@ -189,6 +189,8 @@ class Batch:
         # Cases that only case.update ops of this batch touch are merged without savepoints, from their
         # stages and events read here in one query each.
         self.fast_updates: set[str] = set()
+        self.fast_notes: set[str] = set()
+        self.known_notes: set[str] = set()
         if safe:
             return
         kinds: dict[str, set] = {}
@@ -203,9 +205,17 @@ class Batch:
                              and loaded[cid].state != "merged" and cid not in report_ids}
         cases.prefetch_for_updates({cid: loaded[cid] for cid in self.fast_updates},
                                    {cid: bases[cid] for cid in self.fast_updates if cid in bases})
+        # Cases that only case.note ops touch: their notes are appended as rows too, the note ids that exist
+        # already read for all of them at once.
+        self.fast_notes = {cid for cid, types in kinds.items() if types == {"case.note"} and cid in loaded
+                           and loaded[cid].state != "merged" and cid not in report_ids}
+        self.known_notes = cases.existing_notes([
+            op["note"]["id"] for op in ops if op.get("type") == "case.note" and op.get("case_id") in self.fast_notes
+            and isinstance(op.get("note"), dict) and isinstance(op["note"].get("id"), str)])
 
     def no_fast_updates(self) -> None:
         """An op runs in a savepoint: what was read up front could outlive a rollback, so forget it."""
+        self.fast_notes = set()
         if self.fast_updates:
             self.fast_updates = set()
             cases.forget_prefetched()
@@ -296,6 +306,8 @@ def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, cli
         result = _create_fast(batch, op, digest, actor, skew_flag, item.plan)
     elif op["type"] == "case.update" and op["case_id"] in batch.fast_updates:
         result = _update_fast(batch, op, digest, actor, skew_flag)
+    elif op["type"] == "case.note" and op["case_id"] in batch.fast_notes:
+        result = _note_fast(batch, op, digest, actor, skew_flag)
     else:
         batch.no_fast_updates()
         result = _apply_in_savepoint(batch, op, item.raw, digest, actor, skew_flag)
@@ -340,6 +352,27 @@ def _update_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_f
         raise
     except Exception as exc:
         log.exception("update %s failed half-way; the batch runs again op by op", op["op_id"])
+        raise _Unsafe() from exc
+    if skew_flag and "clock_skew" not in outcome.flags:
+        outcome.flags.append("clock_skew")
+    result = _result(actor.op_id, case, outcome)
+    batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now, as_row=True)
+    return result
+
+
+def _note_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
+    """A note on a case read (and, on PostgreSQL, locked) up front, without a savepoint: the checks that can
+    refuse it come before its rows, which go in with the batch's."""
+    case = batch.loaded[op["case_id"]]
+    try:
+        with db.session.no_autoflush:
+            outcome = cases.add_note(actor, case, op["note"], as_row=True, known_notes=batch.known_notes)
+    except DomainError as exc:
+        return _rejected(actor.op_id, exc.code, exc.errors)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        log.exception("note %s failed half-way; the batch runs again op by op", op["op_id"])
         raise _Unsafe() from exc
     if skew_flag and "clock_skew" not in outcome.flags:
         outcome.flags.append("clock_skew")

@@ -286,3 +286,77 @@ def test_ops_on_cases_the_batch_has_locked_do_not_read_them_again(app, client, a
     with app.app_context():
         assert [a for _, a, _ in _events(ids[0])] == ["create", "note", "note"]
         assert db.session.get(Case, ids[0]).version == 3
+
+
+def _notes_state(case_id):
+    from app.cases.models import CaseNote
+
+    notes = [(n.text, n.event_version) for n in db.session.scalars(
+        select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.event_version))]
+    links = [(p.sha256, p.role, p.event_version, p.note_id is not None, p.flags) for p in db.session.scalars(
+        select(CasePhoto).where(CasePhoto.case_id == case_id).order_by(CasePhoto.event_version, CasePhoto.position))]
+    events = [(e.version, e.action, (e.data.get("text"), len(e.data.get("photos", [])), bool(e.data.get("note_id")))
+               if e.action == "note" else None) for e in db.session.scalars(
+        select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.version))]
+    return db.session.get(Case, case_id).version, notes, links, events
+
+
+def test_notes_as_rows_store_what_notes_in_savepoints_store(app, client, auth):
+    """Notes on cases only notes touch go in as the batch's rows; the same notes sent behind an op that
+    needs a savepoint go op by op. Both store the same events, notes, photo links and flags, and answer
+    alike: a note id sent twice is applied once, a note id stored before is a no-op, a photo already on
+    another case is flagged, and a volunteer's note on someone else's case is refused."""
+    from app.cases.models import CaseNote
+
+    worker = Phone(client, auth, "wanggeyuan")
+    volunteer = Phone(client, auth, "zhiyuanzhe")
+    answers, states = [], []
+    for path in ("rows", "savepoints"):
+        x, y, z = (worker.one(report_op(photos=[fake_hash(f"{path}-r{i}")]))["case_id"] for i in range(3))
+        stored_before = new_id()
+        assert worker.one(note_op(y, text="早先", note_id=stored_before))["status"] == "applied"
+        twice = new_id()
+        ops = [note_op(x, text="第一次", note_id=twice, photos=[{"sha256": fake_hash(f"{path}-n1"), "role": "rectification"}]),
+               note_op(x, text="又发一次", note_id=twice),
+               note_op(y, text="已有", note_id=stored_before),
+               note_op(y, text="现场已清理", photos=[{"sha256": fake_hash(f"{path}-r0")}]),  # x's photo: reused
+               note_op(x, text="第二条")]
+        if path == "savepoints":
+            # first an op that must run in a savepoint (its case gets a note and an update): the rest follow it
+            ops.insert(0, note_op(z, text="先"))
+            ops.insert(1, update_op(z, 1, {"risk_level": "red"}))
+        from sqlalchemy import event
+
+        with app.app_context():
+            engine = db.engine
+        savepoints = []
+        watch = lambda conn, cursor, statement, *args: statement.startswith("SAVEPOINT") and savepoints.append(1)
+        event.listen(engine, "before_cursor_execute", watch)
+        try:
+            results = worker.sync(*ops, client_time="now")["results"]
+        finally:
+            event.remove(engine, "before_cursor_execute", watch)
+        assert (len(savepoints) == 0) is (path == "rows"), (path, len(savepoints))
+        if path == "savepoints":
+            assert len(savepoints) == len(ops)  # every op, the update on z too (its case also has a note)
+            assert [r["status"] for r in results[:2]] == ["applied", "applied"]
+            results = results[2:]
+        answers.append([(r["status"], r["case_version"] - (1 if r["case_id"] == y else 0) if r.get("case_version") else None)
+                        for r in results])
+        refused = volunteer.sync(note_op(x, text="不是我报的"))["results"][0]
+        assert refused["status"] == "rejected" and refused["code"] == "out_of_scope"
+        with app.app_context():
+            states.append([_notes_state(x), _notes_state(y)])
+            assert db.session.get(CaseNote, twice).text == "第一次"
+            assert db.session.get(CaseNote, stored_before).text == "早先"
+            assert db.session.scalar(select(func.count()).select_from(OpLog)
+                                     .where(OpLog.op_id.in_([op["op_id"] for op in ops]))) == len(ops)
+    assert [s for s, _ in answers[0]] == ["applied"] * 5
+    assert answers[0] == answers[1]
+    # photo hashes differ by path; compare everything else
+    strip = lambda state: [(v, notes, [(role, ev, has_note, flags) for _, role, ev, has_note, flags in links], events)
+                           for v, notes, links, events in state]
+    assert strip(states[0]) == strip(states[1])
+    x_state, y_state = states[0]
+    assert x_state[0] == 3 and [t for t, _ in x_state[1]] == ["第一次", "第二条"]
+    assert any("photo_reused" in flags for *_, flags in y_state[2])
