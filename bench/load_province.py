@@ -243,8 +243,10 @@ def _stop_group(proc: subprocess.Popen | None, timeout: float = 20) -> None:
         pass
 
 
-def app_env(db_url: str, moto: Moto, workdir: Path) -> dict:
+def app_env(db_url: str, moto: Moto, workdir: Path, workers: int | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    if workers:
+        env["GRIDCASE_WORKERS"] = str(workers)  # else gunicorn.conf.py's default: 2 x cores + 1
     env.update({
         "GRIDCASE_DATABASE_URL": db_url,
         "GRIDCASE_SECRET_KEY": SECRET_KEY, "GRIDCASE_JWT_SECRET_KEY": JWT_SECRET_KEY,
@@ -819,6 +821,7 @@ def main() -> int:
     ap.add_argument("--mix", default="20,40,40", help="percent report.create, case.note, case.update")
     ap.add_argument("--rates", default="10,20,30,60,120,180,240,300,400")
     ap.add_argument("--step-s", type=float, default=20)
+    ap.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's, 2 x cores + 1)")
     ap.add_argument("--photo-bases", type=int, default=256)
     ap.add_argument("--photo-marker", choices=("jfif", "com"), default="jfif",
                     help="what makes each photo distinct: its JFIF density (a clean upload, as the PWA sends: "
@@ -857,7 +860,7 @@ def main() -> int:
         pg = start_postgres(workdir / "pg")
         db_url = pg.create_database("gridcase_load")
         moto = Moto(workdir)
-        env = app_env(db_url, moto, workdir)
+        env = app_env(db_url, moto, workdir, args.workers)
         print(f"PostgreSQL on port {pg.port}, moto S3 on {moto.url} ({time.perf_counter() - t0:.1f} s)", flush=True)
         users = seed(env, args.grid_workers)
         print(f"seeded: flask db upgrade + demo seed + {len(users['workers']) - 1 + len(users['reviewers']) - 2}"
