@@ -159,7 +159,7 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
     with PHOTO_SECONDS.time():
         processed = process_photo(tmp_path, max_pixels=int(current_app.config["MEDIA_MAX_PIXELS"]))
 
-    # No object's presence is taken to mean "complete": the row is, inserted only after all three are in.
+    # No object's presence is taken to mean "complete": the row is, inserted only after all its objects are in.
     with _disk_full_is_507():
         store_photo(storage(), actual, tmp_path, processed.thumb,
                     None if processed.display_is_original else processed.display)
