@@ -304,10 +304,9 @@ def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, cli
     actor = cases.Actor(user=actor_user, device_id=device_id, op_id=op_id, client_time=client_time)
     if op["type"] == "report.create" and not batch.safe:
         result = _create_fast(batch, op, digest, actor, skew_flag, item.plan)
-    elif op["type"] == "case.update" and op["case_id"] in batch.fast_updates:
-        result = _update_fast(batch, op, digest, actor, skew_flag)
-    elif op["type"] == "case.note" and op["case_id"] in batch.fast_notes:
-        result = _note_fast(batch, op, digest, actor, skew_flag)
+    elif (op["type"] == "case.update" and op["case_id"] in batch.fast_updates
+          or op["type"] == "case.note" and op["case_id"] in batch.fast_notes):
+        result = _on_locked_case_fast(batch, op, digest, actor, skew_flag)
     else:
         batch.no_fast_updates()
         result = _apply_in_savepoint(batch, op, item.raw, digest, actor, skew_flag)
@@ -339,40 +338,23 @@ def _create_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_f
     return result
 
 
-def _update_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
-    """A merge on a case read (and, on PostgreSQL, locked) up front, without a savepoint: everything that
-    can refuse it is checked before its first write; its event and log row go in with the batch's."""
+def _on_locked_case_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
+    """A merge (case.update) or a note on a case read (and, on PostgreSQL, locked) up front, without a
+    savepoint: everything that can refuse it is checked before its first write; its rows and log row go in
+    with the batch's."""
     case = batch.loaded[op["case_id"]]
     try:
         with db.session.no_autoflush:
-            outcome = cases.update_case(actor, case, op["base_version"], op["changes"], as_row=True)
+            if op["type"] == "case.update":
+                outcome = cases.update_case(actor, case, op["base_version"], op["changes"], as_row=True)
+            else:
+                outcome = cases.add_note(actor, case, op["note"], as_row=True, known_notes=batch.known_notes)
     except DomainError as exc:
         return _rejected(actor.op_id, exc.code, exc.errors)
     except OperationalError:
         raise
     except Exception as exc:
-        log.exception("update %s failed half-way; the batch runs again op by op", op["op_id"])
-        raise _Unsafe() from exc
-    if skew_flag and "clock_skew" not in outcome.flags:
-        outcome.flags.append("clock_skew")
-    result = _result(actor.op_id, case, outcome)
-    batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now, as_row=True)
-    return result
-
-
-def _note_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
-    """A note on a case read (and, on PostgreSQL, locked) up front, without a savepoint: the checks that can
-    refuse it come before its rows, which go in with the batch's."""
-    case = batch.loaded[op["case_id"]]
-    try:
-        with db.session.no_autoflush:
-            outcome = cases.add_note(actor, case, op["note"], as_row=True, known_notes=batch.known_notes)
-    except DomainError as exc:
-        return _rejected(actor.op_id, exc.code, exc.errors)
-    except OperationalError:
-        raise
-    except Exception as exc:
-        log.exception("note %s failed half-way; the batch runs again op by op", op["op_id"])
+        log.exception("%s %s failed half-way; the batch runs again op by op", op["type"], op["op_id"])
         raise _Unsafe() from exc
     if skew_flag and "clock_skew" not in outcome.flags:
         outcome.flags.append("clock_skew")
