@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -235,6 +236,9 @@ class CasePhoto(db.Model):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     event_version: Mapped[int]
     flags: Mapped[list] = mapped_column(JSON, default=list)
+    # The photo counts as this case's (shown with it, visible through it) only once the user who linked it
+    # has shown they hold its bytes (app/media/links.py); until then it is one of the case's missing photos.
+    attached: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     # For the unit of work only: a case is inserted before the rows that point at it, in one flush.
     case: Mapped[Case] = relationship(lazy="raise_on_sql", foreign_keys="CasePhoto.case_id", cascade="")

@@ -32,6 +32,8 @@ from app.cases.deadlines import CHINA
 from app.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.geo.crs import to_wgs84
+from app.geo.distance import haversine_m
+from app.media import links as evidence
 from app.regions.models import LEVELS, Region
 from app.regions.hooks import region_moved_hooks
 from app.regions.services import micro_grid_index
@@ -75,14 +77,6 @@ def _round(x: float | None, places: int = 7):
     return None if x is None else round(float(x), places)
 
 
-def haversine_m(lat1, lon1, lat2, lon2) -> float:
-    r = 6_371_008.8
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
-
-
 class Changes:
     """What the current transaction changed, and look-ups it may reuse: kept on the session until
     ``finish_changes``. Holding the cases strongly also keeps them in the identity map (it only holds
@@ -91,7 +85,6 @@ class Changes:
     def __init__(self):
         self.touched: dict[str, Case] = {}
         self.new_cases: dict[str, Case] = {}
-        self.pending_links: list[tuple[Case, list[CasePhoto]]] = []
         # Filled by a sync batch up front: report ids that exist already (None: ask the database).
         self.existing_ids: set[str] | None = None
         self.categories: dict[str, Category | None] = {}
@@ -108,17 +101,19 @@ class Changes:
 
     def mark(self) -> tuple:
         """A point to come back to when the savepoint of one op is rolled back."""
-        return (set(self.touched), set(self.new_cases), len(self.pending_links), len(self.scope_exits),
+        return (set(self.touched), set(self.new_cases), len(self.scope_exits),
                 {name: len(rows) for name, rows in self.rows.items()})
 
     def restore(self, mark: tuple) -> None:
-        touched, new_cases, links, exits, rows = mark
+        touched, new_cases, exits, rows = mark
         self.rows = {name: queued[:rows.get(name, 0)] for name, queued in self.rows.items()}
         self.touched = {k: v for k, v in self.touched.items() if k in touched}
         self.new_cases = {k: v for k, v in self.new_cases.items() if k in new_cases}
         self.new_by_cell = {key: [row for row in rows if row[0] in new_cases]
                             for key, rows in self.new_by_cell.items()}
-        del self.pending_links[links:]
+        # what was read about photos may hold links rolled back: read again (what went before is flushed)
+        for key in [key for key in self.cache if isinstance(key, tuple) and key[0] == "evidence"]:
+            del self.cache[key]
         del self.scope_exits[exits:]
 
 
@@ -212,12 +207,8 @@ def _bump(name: str, n: int = 1) -> int:
         .returning(Counter.__table__.c.value)).scalar_one()
 
 
-def _settle(pending: Changes, links: list, cases: list) -> tuple[dict, int | None]:
-    """Check photo links, number new cases and stamp the change order (see ``finish_changes``)."""
-    if links:
-        from app.media.links import check_links_bulk
-
-        check_links_bulk(links)
+def _settle(cases: list) -> tuple[dict, int | None]:
+    """Number new cases and stamp the change order (see ``finish_changes``)."""
     if not cases:
         return {}, None
     new = [c for c in cases if c.number is None]
@@ -237,7 +228,7 @@ def _settle(pending: Changes, links: list, cases: list) -> tuple[dict, int | Non
 
 
 def finish_changes() -> None:
-    """Check the photo links made, number new cases and stamp the change order, as the last writes before
+    """Number new cases and stamp the change order, as the last writes before
     commit: the counter's row lock is then held only to the commit, so stamps follow commit order and no
     pull misses one. New cases get their number before their INSERT is flushed; queued rows are written."""
     pending = db.session.info.pop("gridcase_changes", None)
@@ -245,14 +236,14 @@ def finish_changes() -> None:
         return
     with db.session.no_autoflush:
         cases = [pending.touched[cid] for cid in sorted(pending.touched)]
-        seq_of, last = _settle(pending, pending.pending_links, cases)
+        seq_of, last = _settle(cases)
         for scope_exit in pending.scope_exits:
             scope_exit.change_seq = seq_of.get(scope_exit.case_id, last)
         _insert_rows(pending.rows)
 
 
 def flush_rows() -> None:
-    """Write the rows queued so far (checked, numbered and stamped as ``finish_changes`` would), because
+    """Write the rows queued so far (numbered and stamped as ``finish_changes`` would), because
     what follows reads the database or points at them. Stamping early holds the counters' row locks a
     little longer; the stamps still follow commit order."""
     pending = db.session.info.get("gridcase_changes")
@@ -260,13 +251,10 @@ def flush_rows() -> None:
         return
     with db.session.no_autoflush:
         queued = {row.id for row in pending.rows.get(Case.__tablename__, ())}
-        links = [pair for pair in pending.pending_links if pair[0].id in queued
-                 and isinstance(pair[0], SimpleNamespace)]
         cases = [pending.touched[cid] for cid in sorted(queued) if isinstance(pending.touched.get(cid), SimpleNamespace)]
-        _settle(pending, links, cases)
+        _settle(cases)
         _insert_rows(pending.rows)
     pending.rows = {}
-    pending.pending_links = [pair for pair in pending.pending_links if not isinstance(pair[0], SimpleNamespace)]
     for case in cases:
         del pending.touched[case.id]
     for case_id in queued:
@@ -325,18 +313,16 @@ _missing_photos_query: Select | None = None
 
 
 def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
-    """Per case, the linked photo hashes whose bytes have not arrived yet."""
-    from app.media.models import Photo
-
+    """Per case, the linked photo hashes not attached yet: their bytes have not come from the phone that
+    named them (app/media/links.py)."""
     if not case_ids:
         return {}
     global _missing_photos_query
     if _missing_photos_query is None:  # built once: Core columns, an expanding IN (sync asks on every batch)
-        links, photos = CasePhoto.__table__.c, Photo.__table__.c
+        links = CasePhoto.__table__.c
         _missing_photos_query = (
-            select(links.case_id, links.sha256).select_from(
-                CasePhoto.__table__.outerjoin(Photo.__table__, photos.sha256 == links.sha256))
-            .where(links.case_id.in_(bindparam("ids", expanding=True)), photos.sha256.is_(None))
+            select(links.case_id, links.sha256)
+            .where(links.case_id.in_(bindparam("ids", expanding=True)), links.attached.is_(False))
             .order_by(links.case_id, links.event_version, links.position))
     rows = db.session.execute(_missing_photos_query, {"ids": list(case_ids)}).all()
     out: dict[str, list[str]] = {cid: [] for cid in case_ids}
@@ -347,9 +333,9 @@ def missing_photos(case_ids: list[str]) -> dict[str, list[str]]:
 
 
 def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str, version: int,
-                 note_id: str | None = None, *, as_row: bool = False, ch: Changes | None = None) -> list[dict]:
-    """Link photos by hash (append-only; a link seen before is skipped). Their flags are checked, for all
-    the links of the transaction at once, in ``finish_changes``."""
+                 note_id: str | None = None, *, as_row: bool = False, ch: Changes | None = None) -> list[str]:
+    """Link photos by hash (append-only; a link seen before is skipped), attaching those the actor has
+    shown to hold (app/media/links.py). Returns the flags the case earned from them."""
     if not photos:
         return []
     ch = ch or changes()
@@ -358,7 +344,7 @@ def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str
     else:
         existing = {(sha, role) for sha, role in db.session.execute(
             select(CasePhoto.sha256, CasePhoto.role).where(CasePhoto.case_id == case.id))}
-    linked, rows = [], []
+    rows = []
     for ref in photos:
         role = ref.get("role") or default_role
         if (ref["sha256"], role) in existing:
@@ -366,11 +352,10 @@ def _link_photos(case: Case, actor: Actor, photos: list[dict], default_role: str
         existing.add((ref["sha256"], role))
         rows.append(add_row(CasePhoto, as_row, ch, case_id=case.id, sha256=ref["sha256"], role=role, note_id=note_id,
                             added_by=actor.user.id, added_at=actor.now, event_version=version,
-                            position=len(rows), flags=[]))
-        linked.append({"sha256": ref["sha256"], "role": role})
-    if rows:
-        ch.pending_links.append((case, rows))
-    return linked
+                            position=len(rows), flags=[], attached=False))
+    if not rows:
+        return []
+    return evidence.attach(case, actor.user, rows, evidence.evidence_for(ch.cache, actor.user))
 
 
 # ---------------------------------------------------------------------------------------------- location
@@ -663,8 +648,8 @@ def create_case(actor: Actor, report: dict, *, skew_flag: bool = False, rows: bo
         data={"flags": outcome.flags, "duplicate_of": dups, "handled_on_spot": on_spot,
               "location_original": values["location_original"], "captured_at": values["captured_at_raw"]},
         as_row=rows, ch=batch)
-    _link_photos(case, actor, report.get("photos") or [], "rectification" if on_spot else "evidence", version,
-                 as_row=rows, ch=batch)
+    outcome.flags += _link_photos(case, actor, report.get("photos") or [], "rectification" if on_spot else "evidence",
+                                  version, as_row=rows, ch=batch)
     add_row(CaseStage, rows, batch, **plan.stage)
     return case, outcome
 
@@ -889,7 +874,8 @@ def add_note(actor: Actor, case: Case, note: dict, *, default_role: str = "evide
                      as_row=as_row)
     add_row(CaseNote, as_row, id=note["id"], case_id=case.id, author_id=user.id, text=note.get("text", ""),
             captured_at=note.get("captured_at"), created_at=actor.now, event_version=version)
-    _link_photos(case, actor, note.get("photos") or [], default_role, version, note_id=note["id"], as_row=as_row)
+    outcome.flags += _link_photos(case, actor, note.get("photos") or [], default_role, version, note_id=note["id"],
+                                  as_row=as_row)
     return outcome
 
 
@@ -1051,8 +1037,9 @@ def transition(actor: Actor, case: Case, action: str, base_version: int, params:
                                 captured_at=note.get("captured_at"), created_at=actor.now,
                                 event_version=version))
         data["note_id"] = note["id"]
-        _link_photos(case, actor, note.get("photos") or [],
-                     "rectification" if action == "resolve" else "evidence", version, note_id=note["id"])
+        outcome.flags += _link_photos(case, actor, note.get("photos") or [],
+                                      "rectification" if action == "resolve" else "evidence", version,
+                                      note_id=note["id"])
     return outcome
 
 

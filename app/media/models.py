@@ -49,6 +49,18 @@ class Photo(db.Model):
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PhotoHolder(db.Model):
+    """A user who has shown they hold a photo's bytes: they uploaded them (a PUT of a stored hash still sends
+    the body, whose hash is checked). Naming a hash proves nothing, since hashes travel in case JSON, pulls
+    and Open311; only this row, or seeing the photo already, lets a user's link attach it to a case."""
+
+    __tablename__ = "photo_holders"
+
+    sha256: Mapped[str] = mapped_column(ForeignKey("photos.sha256"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    shown_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Upload(db.Model):
     """A resumable (tus) upload in progress; its bytes so far are MEDIA_DIR/tus/<id>.part."""
 

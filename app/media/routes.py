@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.auth.tokens import auth_required, current_user
-from app.errors import NotFound, PayloadTooLarge, ValidationFailed, problem_responses
+from app.errors import DomainError, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from app.extensions import db, limiter
 from app.ops.security import device_key, limit, user_key
 from app.media import services
@@ -35,7 +35,8 @@ class MissingOut(Schema):
 @blp.response(200, MissingOut)
 @auth_required()
 def missing(args):
-    """Which of these photo hashes the server has no bytes for yet (upload those)."""
+    """Which of these photo hashes the caller has not shown to hold yet (upload those): the answer is about
+    this user, never about what others have sent."""
     return {"missing": services.missing(args["hashes"], current_user)}
 
 
@@ -83,16 +84,19 @@ def _stored(photo, created: bool):
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
 @auth_required()
 def put_photo(sha256: str):
-    """Upload one photo as the raw request body; the server checks that its sha256 is the one named."""
+    """Upload one photo as the raw request body; the server checks that its sha256 is the one named, also
+    when it stores the photo already (the upload is what attaches it to the sender's cases)."""
     if not services.is_sha256(sha256):
         raise NotFound()
-    if services.get_photo(sha256) is not None:
-        # Already here (a phone resending after a lost answer): nothing to process; the body is read and
-        # dropped only so that the kept-alive connection stays usable.
-        _release_transaction()
-        services.drain(request.stream, limit=_limit())
-        return jsonify({"sha256": sha256, "stored": True}), 200
     _check_declared_length()
+    if services.get_photo(sha256) is not None:
+        # Stored already (a phone resending after a lost answer, or someone else's copy): nothing to
+        # process, but the body must hash to the name, or naming a hash would be enough to claim a photo.
+        _release_transaction()
+        if services.body_sha256(request.stream, limit=_limit()) != sha256:
+            raise DomainError("hash_mismatch", status=422)
+        services.confirm_possession(sha256, current_user)
+        return jsonify({"sha256": sha256, "stored": True}), 200
     if request.content_length:
         services.check_quota(current_user, request.content_length)
     _release_transaction()

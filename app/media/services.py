@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.media import links
 from app.media.models import Photo
 from app.media.pipeline import process_photo, sniff_format
 from app.media.storage import file_sha256, key_for, storage_from_config, store_photo
@@ -67,12 +68,9 @@ def get_photo(sha256: str) -> Photo | None:
 
 
 def missing(hashes: list[str], user) -> list[str]:
-    """Which of ``hashes`` the server has no bytes for (in the order given, without repeats)."""
-    wanted = list(dict.fromkeys(h for h in hashes if is_sha256(h)))
-    if not wanted:
-        return []
-    have = set(db.session.scalars(select(Photo.sha256).where(Photo.sha256.in_(wanted))))
-    return [h for h in wanted if h not in have]
+    """Which of ``hashes`` this user has not shown to hold (in the order given, without repeats): what their
+    phone should upload. Whether anyone else has sent the same bytes is nobody else's business."""
+    return links.not_shown([h for h in hashes if is_sha256(h)], user)
 
 
 # ---------------------------------------------------------------------------------------------- quota
@@ -146,6 +144,7 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
         raise DomainError("hash_mismatch", status=422)
     existing = db.session.get(Photo, actual)
     if existing is not None:
+        confirm_possession(actual, user)
         return existing, False
     size = os.path.getsize(tmp_path)
     if size > quota_checked:
@@ -177,32 +176,22 @@ def store_upload_result(tmp_path: str | os.PathLike, claimed_sha256: str | None,
     except IntegrityError:
         # Another upload of the same bytes committed first; its objects are identical to ours.
         db.session.rollback()
+        confirm_possession(actual, user)
         return db.session.get(Photo, actual), False
-    _photo_arrived(actual)
-    from app.cases.services import finish_changes
-
-    finish_changes()
-    db.session.commit()
+    confirm_possession(actual, user)
     return photo, True
 
 
-def _photo_arrived(sha256: str) -> None:
-    """Re-check every case that links this photo (its EXIF and phash are known now) and mark those cases
-    changed, so phones pulling see that the photo is no longer missing."""
-    from app.cases.models import Case, CasePhoto
-    from app.cases.services import touch
-    from app.media.links import check_links
+def confirm_possession(sha256: str, user) -> None:
+    """``user`` has sent the bytes of this stored photo (their hash checked): record it, attach the links
+    they made that were waiting for it, and mark those cases changed, so phones pulling see the photo is no
+    longer missing. Commits."""
+    from app.cases.services import changes, finish_changes, touch
 
-    links = list(db.session.scalars(select(CasePhoto).where(CasePhoto.sha256 == sha256)))
-    by_case: dict[str, list[CasePhoto]] = {}
-    for link in links:
-        by_case.setdefault(link.case_id, []).append(link)
-    for case_id, case_links in sorted(by_case.items()):
-        case = db.session.get(Case, case_id)
-        if case is None:
-            continue
-        check_links(case, case_links)
+    for case in links.possession_shown(sha256, user, changes().cache):
         touch(case)
+    finish_changes()
+    db.session.commit()
 
 
 class _UploadDeadline:
@@ -250,13 +239,17 @@ class _UploadDeadline:
             self._timer.cancel()
 
 
-def drain(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> None:
-    """Read and discard a body the answer does not need (a photo already stored), so that the connection can
-    carry the phone's next request: gunicorn closes a kept-alive connection whose body was left unread."""
+def body_sha256(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> str:
+    """The sha256 of a body read and dropped: a stored photo sent again still proves its sender holds the
+    bytes (and reading it keeps the kept-alive connection usable for the phone's next request). Raises
+    PayloadTooLarge past ``limit`` bytes, DomainError 408 ``upload_timeout``."""
+    from app.errors import PayloadTooLarge
+
+    digest = hashlib.sha256()
     deadline = upload_deadline()
     try:
         read = 0
-        while read <= limit:
+        while True:
             try:
                 chunk = stream.read(chunk_size)
             except Exception:
@@ -264,8 +257,11 @@ def drain(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> Non
                 raise
             deadline.check()
             if not chunk:
-                return
+                return digest.hexdigest()
             read += len(chunk)
+            if read > limit:
+                raise PayloadTooLarge()
+            digest.update(chunk)
     finally:
         deadline.close()
 
@@ -317,19 +313,6 @@ def spool(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) -> tup
 # ---------------------------------------------------------------------------------------------- serving
 
 
-def _visible(sha256: str, user) -> bool:
-    from app.auth.scope import case_criterion
-    from app.cases.models import Case, CasePhoto
-
-    linked = db.session.scalar(select(CasePhoto.sha256).where(CasePhoto.sha256 == sha256).limit(1))
-    if linked is None:
-        photo = db.session.get(Photo, sha256)
-        return photo is not None and (photo.uploaded_by == user.id or user.role == "admin")
-    return db.session.scalar(
-        select(CasePhoto.sha256).join(Case, Case.id == CasePhoto.case_id)
-        .where(CasePhoto.sha256 == sha256, case_criterion(Case, user)).limit(1)) is not None
-
-
 def object_variant(photo: Photo, variant: str) -> str:
     """Which stored object holds ``variant`` of ``photo``: the display copy of a clean upload is the
     original's object (the bytes are the same, and carry no metadata)."""
@@ -337,13 +320,13 @@ def object_variant(photo: Photo, variant: str) -> str:
 
 
 def open_variant(sha256: str, variant: str, user) -> tuple[Photo, BinaryIO, str]:
-    """(photo, open stream, content type) of one variant, if ``user`` may see it: they can see a case
-    linking the photo, or uploaded it and it is not linked yet. Originals only for reviewers and admins.
+    """(photo, open stream, content type) of one variant, if ``user`` may see it: they sent its bytes, or
+    can see a case the photo is attached to (app/media/links.py). Originals only for reviewers and admins.
     Raises NotFound otherwise (never Forbidden: nothing about other townships leaks)."""
     if variant not in VARIANTS or not is_sha256(sha256):
         raise NotFound()
     photo = db.session.get(Photo, sha256)
-    if photo is None or not _visible(sha256, user):
+    if photo is None or not links.can_see(sha256, user):
         raise NotFound()
     if variant == "original" and user.role not in PRIVILEGED:
         raise NotFound()

@@ -96,15 +96,14 @@ def _last_transitions(ids: list[str]) -> dict[str, dict]:
 
 
 def _first_photos(ids: list[str]) -> dict[str, str]:
-    """Each case's first evidence photo whose bytes have arrived (one query)."""
-    from app.media.models import Photo
-
+    """Each case's first evidence photo attached to it (its bytes came from the phone that named it; one
+    query)."""
     if not ids:
         return {}
     out: dict[str, str] = {}
     rows = db.session.execute(
-        select(CasePhoto.case_id, CasePhoto.sha256).join(Photo, Photo.sha256 == CasePhoto.sha256)
-        .where(CasePhoto.case_id.in_(ids), CasePhoto.role == "evidence")
+        select(CasePhoto.case_id, CasePhoto.sha256)
+        .where(CasePhoto.case_id.in_(ids), CasePhoto.role == "evidence", CasePhoto.attached.is_(True))
         .order_by(CasePhoto.case_id, CasePhoto.event_version, CasePhoto.position))
     for case_id, sha in rows:
         out.setdefault(case_id, sha)

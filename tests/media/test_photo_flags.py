@@ -59,8 +59,15 @@ def test_same_bytes_on_another_case(app, client, worker, photos):
     data = (photos / "Canon_40D.jpg").read_bytes()
     first = worker.one(report_op(photos=[sha(data)]))["case_id"]
     second = worker.one(report_op(category="sanitation", photos=[sha(data)]))["case_id"]
+    # naming a hash twice proves nothing; the photo counts on both cases once the phone sends it
+    assert "photo_reused" not in flags(app, second)[0]
+    put(client, worker, data)
     assert "photo_reused" in flags(app, second)[0]
     assert "photo_reused" not in flags(app, first)[0]
+    # a photo already sent, named by a third report: the sync result says so at once
+    third = worker.one(report_op(category="gas_safety", photos=[sha(data)]))
+    assert "photo_reused" in third["flags"] and third["missing_photos"] == []
+    assert "photo_reused" in flags(app, third["case_id"])[0]
 
 
 def test_near_identical_copy_on_another_case(app, client, worker, photos):

@@ -3,6 +3,10 @@ up front) answer and store exactly what the op-by-op path does, alone and mixed 
 
 from __future__ import annotations
 
+import hashlib
+import io
+import random
+
 from helpers import (
     Phone,
     fake_hash,
@@ -12,11 +16,21 @@ from helpers import (
     transition_op,
     update_op,
 )
+from PIL import Image
 from sqlalchemy import func, select
 
 from app.cases.models import Case, CaseEvent, CasePhoto, CaseStage, Conflict
 from app.extensions import db
 from app.sync.models import OpLog
+
+
+def _jpeg(seed: int) -> bytes:
+    """A small photo of its own (noise, so that no two look alike to the perceptual hash)."""
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", (64, 48), bytes(rng.randrange(256) for _ in range(64 * 48 * 3)))
+    buf = io.BytesIO()
+    image.save(buf, "JPEG")
+    return buf.getvalue()
 
 
 def _events(case_id):
@@ -26,7 +40,9 @@ def _events(case_id):
 
 def test_a_batch_of_reports_is_stored_whole(app, client, auth):
     worker = Phone(client, auth, "wanggeyuan")
-    shared = fake_hash("shared photo")
+    photo = _jpeg(1)  # sent before the batch: both reports naming it attach it
+    shared = hashlib.sha256(photo).hexdigest()
+    assert client.put(f"/api/v1/media/{shared}", data=photo, headers=worker.headers).status_code == 201
     ops = [report_op(photos=[fake_hash(f"p{i}"), shared] if i < 2 else [fake_hash(f"p{i}")]) for i in range(5)]
     ops.append(report_op(handled_on_spot=True, risk="red"))
     results = worker.sync(*ops, client_time="now")["results"]
@@ -50,12 +66,13 @@ def test_a_batch_of_reports_is_stored_whole(app, client, auth):
         # the later of two cases sharing a photo is the one flagged
         first, second = cases[results[0]["case_id"]], cases[results[1]["case_id"]]
         assert "photo_reused" not in first.flags and "photo_reused" in second.flags
+        assert "photo_reused" in results[1]["flags"] and "photo_reused" not in results[0]["flags"]
         links = db.session.scalars(select(CasePhoto).where(CasePhoto.case_id == second.id)
                                    .order_by(CasePhoto.position)).all()
         assert [link.position for link in links] == [0, 1] and "photo_reused" in links[1].flags
         assert cases[results[5]["case_id"]].state == "resolved"
         # all of them missing their photos
-        assert results[0]["missing_photos"] == [fake_hash("p0"), shared]
+        assert results[0]["missing_photos"] == [fake_hash("p0")]  # the shared one was sent before
     # replayed whole: the same answers, nothing new
     again = worker.sync(*ops, client_time="now")["results"]
     assert [r["status"] for r in again] == ["duplicate"] * 6
@@ -312,14 +329,19 @@ def test_notes_as_rows_store_what_notes_in_savepoints_store(app, client, auth):
     volunteer = Phone(client, auth, "zhiyuanzhe")
     answers, states = [], []
     for path in ("rows", "savepoints"):
-        x, y, z = (worker.one(report_op(photos=[fake_hash(f"{path}-r{i}")]))["case_id"] for i in range(3))
+        # x's photo is sent (the worker holds it), so naming it again on y is a reuse
+        sent = _jpeg(2 if path == "rows" else 3)
+        x, y, z = (worker.one(report_op(photos=[hashlib.sha256(sent).hexdigest() if i == 0
+                                                 else fake_hash(f"{path}-r{i}")]))["case_id"] for i in range(3))
+        assert client.put(f"/api/v1/media/{hashlib.sha256(sent).hexdigest()}", data=sent,
+                          headers=worker.headers).status_code == 201
         stored_before = new_id()
         assert worker.one(note_op(y, text="早先", note_id=stored_before))["status"] == "applied"
         twice = new_id()
         ops = [note_op(x, text="第一次", note_id=twice, photos=[{"sha256": fake_hash(f"{path}-n1"), "role": "rectification"}]),
                note_op(x, text="又发一次", note_id=twice),
                note_op(y, text="已有", note_id=stored_before),
-               note_op(y, text="现场已清理", photos=[{"sha256": fake_hash(f"{path}-r0")}]),  # x's photo: reused
+               note_op(y, text="现场已清理", photos=[{"sha256": hashlib.sha256(sent).hexdigest()}]),  # x's: reused
                note_op(x, text="第二条")]
         if path == "savepoints":
             # first an op that must run in a savepoint (its case gets a note and an update): the rest follow it
@@ -344,7 +366,7 @@ def test_notes_as_rows_store_what_notes_in_savepoints_store(app, client, auth):
         answers.append([(r["status"], r["case_version"] - (1 if r["case_id"] == y else 0) if r.get("case_version") else None)
                         for r in results])
         refused = volunteer.sync(note_op(x, text="不是我报的"))["results"][0]
-        assert refused["status"] == "rejected" and refused["code"] == "out_of_scope"
+        assert refused["status"] == "held" and refused["code"] == "unknown_case"  # not theirs to see
         with app.app_context():
             states.append([_notes_state(x), _notes_state(y)])
             assert db.session.get(CaseNote, twice).text == "第一次"
