@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from app.auth.scope import case_criterion
+from app.auth.scope import case_criterion, case_visible
 from app.cases import services as cases
 from app.cases.detail import case_to_dict
 from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
@@ -139,8 +139,8 @@ def _dispatch(actor: cases.Actor, op: dict, skew_flag: bool,
     if kind == "report.create":
         return cases.create_case(actor, op["report"], skew_flag=skew_flag)
     case = (locked or {}).get(op["case_id"]) or cases.get_case(op["case_id"], lock=True)
-    if case is None:
-        raise _Held()
+    if case is None or not case_visible(case, actor.user):
+        raise _Held()  # out of scope is answered as unknown: nothing tells an outsider the case exists
     case, redirected = cases.follow_merges(case, lock=True)
     if kind == "case.update":
         outcome = cases.update_case(actor, case, op["base_version"], op["changes"], redirected=redirected)
@@ -558,7 +558,9 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             user = db.session.get(User, user_id)
             # only the ops that passed validation: a bad case_id must not fail the whole batch
             valid = [item.raw for item in prepared if item.answer is None]
-            batch = Batch(valid, safe, _lock_cases(valid), neighbours)
+            # the cases out of the user's scope are left to the op-by-op path, which holds their ops
+            visible = {cid: case for cid, case in _lock_cases(valid).items() if case_visible(case, user)}
+            batch = Batch(valid, safe, visible, neighbours)
             results = [apply_op(batch, item, user, envelope["device_id"], client_time, skew_flag)
                        for item in prepared]
             _record_device(user, envelope, now)
