@@ -15,8 +15,11 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import BinaryIO
 
 from flask import current_app, has_request_context, request
@@ -319,10 +322,23 @@ def object_variant(photo: Photo, variant: str) -> str:
     return "original" if variant == "display" and photo.display_is_original else variant
 
 
-def open_variant(sha256: str, variant: str, user) -> tuple[Photo, BinaryIO, str]:
-    """(photo, open stream, content type) of one variant, if ``user`` may see it: they sent its bytes, or
-    can see a case the photo is attached to (app/media/links.py). Originals only for reviewers and admins.
-    Raises NotFound otherwise (never Forbidden: nothing about other townships leaks)."""
+@dataclass(frozen=True)
+class Download:
+    """What the GET of one variant sends: a local file (sendfile, ``Range`` from the file) or a remote
+    stream, its type, and the name a saved original gets."""
+
+    photo: Photo
+    variant: str
+    content_type: str
+    path: Path | None = None
+    stream: BinaryIO | None = None
+    size: Callable[[], int] | None = None  # the object's length, asked only when a Range needs it
+
+
+def open_variant(sha256: str, variant: str, user) -> Download:
+    """One variant of a photo, if ``user`` may see it: they sent its bytes, or can see a case the photo is
+    attached to (app/media/links.py). Originals only for reviewers and admins. Raises NotFound otherwise
+    (never Forbidden: nothing about other townships leaks)."""
     if variant not in VARIANTS or not is_sha256(sha256):
         raise NotFound()
     photo = db.session.get(Photo, sha256)
@@ -330,22 +346,31 @@ def open_variant(sha256: str, variant: str, user) -> tuple[Photo, BinaryIO, str]
         raise NotFound()
     if variant == "original" and user.role not in PRIVILEGED:
         raise NotFound()
+    store = storage()
+    key = key_for(object_variant(photo, variant), sha256)
     try:
-        stream = storage().open(key_for(object_variant(photo, variant), sha256))
+        path = store.local_path(key)
+        # Sniff with a file of its own: a buffered read on the file that is sent would move the
+        # descriptor's offset, and gunicorn's sendfile starts from there (the first 4 KiB were lost).
+        if path is not None:
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+            return Download(photo, variant, _content_type(photo, variant, sniff_format(head)), path=path)
+        stream = store.open(key)
     except FileNotFoundError:
         log.error("photo %s has a row but no %s object", sha256, variant)
         raise NotFound() from None
+    # A remote stream cannot be peeked at without reading it: trust the row, written from sniffing at intake.
+    return Download(photo, variant, _content_type(photo, variant, photo.format), stream=stream,
+                    size=lambda: store.size(key))
+
+
+def _content_type(photo: Photo, variant: str, kind: str | None) -> str:
+    """Derivatives are our own JPEGs; an original is sent as the image type its bytes are, never as
+    something a browser would run."""
     if variant != "original":
-        return photo, stream, "image/jpeg"
-    seekable = getattr(stream, "seekable", lambda: False)()
-    if seekable:
-        head = stream.read(16)
-        stream.seek(0)
-        kind = sniff_format(head)
-    else:
-        kind = photo.format  # a non-seekable (S3) stream: trust the row, written from sniffing at intake
-    content_type = photo.mime if kind in ("JPEG", "PNG", "WEBP", "HEIF") else "application/octet-stream"
-    return photo, stream, content_type
+        return "image/jpeg"
+    return photo.mime if kind in ("JPEG", "PNG", "WEBP", "HEIF") else "application/octet-stream"
 
 
 def photo_dict(photo: Photo) -> dict:

@@ -84,6 +84,11 @@ class Storage(Protocol):
 
     def open(self, key: str) -> BinaryIO: ...
 
+    def local_path(self, key: str) -> Path | None:
+        """The object's file when the store is this machine's disk, so that a download is a ``sendfile`` of
+        a file opened fresh (and ``Range`` is answered from it); None for a remote store."""
+        ...
+
     def size(self, key: str) -> int: ...
 
     def delete(self, key: str) -> None: ...
@@ -138,6 +143,12 @@ class LocalStorage:
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
+
+    def local_path(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path
 
     def size(self, key: str) -> int:
         return self._path(key).stat().st_size
@@ -245,6 +256,9 @@ class S3Storage:
             if _is_missing(exc):
                 raise FileNotFoundError(key) from exc
             raise
+
+    def local_path(self, key: str) -> None:
+        return None
 
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
