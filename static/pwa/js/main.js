@@ -13,6 +13,9 @@ import { stopGeo } from "./field/location.js";
 
 let renderGen = 0;
 let shown = null; // the view module on screen
+// view modules already loaded: a redraw draws at once, with no await between deciding and drawing (a sync
+// event's redraw checks that nobody is typing; it must not land after the user started)
+const loaded = new Map();
 
 async function render() {
   // a newer navigation wins: a render still waiting for the session must not draw over the next view
@@ -22,13 +25,16 @@ async function render() {
   current.me = s?.user || null;
   const { name, arg, route } = resolve(location.hash, current.me);
   if (!route.gps) stopGeo();
-  let mod = null;
-  try {
-    mod = await load(route);
-  } catch (e) {
-    console.warn(e); // a console module not cached yet, and no network
+  let mod = loaded.get(route.module);
+  if (!mod) {
+    try {
+      mod = await load(route);
+      loaded.set(route.module, mod);
+    } catch (e) {
+      console.warn(e); // a console module not cached yet, and no network
+    }
+    if (gen !== renderGen) return;
   }
-  if (gen !== renderGen) return;
   current.name = name;
   shown = mod;
   view().dataset.view = name;
