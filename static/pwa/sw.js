@@ -1,24 +1,31 @@
 // Gridcase service worker (hand-written; see README "Field app" for why not Workbox).
 // - a versioned cache holding the app shell, precached at install: the app opens with no network;
-// - cache-first for the shell, network-only for the API, except a few GETs (categories, workflow, region
-//   polygons, pulled changes) that fall back to their last good copy when offline;
+// - cache-first for the shell (the reviewer console's files are kept on first use, not precached),
+//   network-only for the API, except a few GETs (categories, workflow, region polygons, pulled changes) that
+//   fall back to their last good copy when offline;
 // - a new version waits until the page asks it to take over (the update prompt), then claims the clients;
 // - Background Sync: wakes an open page to send its outbox.
 // A module worker: with no page open, a Background Sync event sends the outbox from here, with the page's own
 // sync code (one implementation; the same cross-tab lock).
 import { syncNow } from "/js/sync.js";
 
-const VERSION = "gridcase-shell-v5";
+const VERSION = "gridcase-shell-v6";
 const API_CACHE = "gridcase-api-v1";
 const SHELL = [
   "/", "/index.html", "/manifest.webmanifest", "/css/app.css",
-  "/js/main.js", "/js/review.js", "/js/api.js", "/js/db.js", "/js/i18n.js", "/js/sync.js", "/js/photo.js", "/js/photo-worker.js",
-  "/js/core/outbox.js", "/js/core/geo.js", "/js/core/exif.js", "/js/core/time.js", "/js/core/charts.js",
+  "/js/main.js", "/js/router.js", "/js/shell.js", "/js/ui.js", "/js/leaflet.js",
+  "/js/api.js", "/js/db.js", "/js/i18n.js", "/js/sync.js", "/js/photo.js", "/js/photo-worker.js",
+  "/js/field/login.js", "/js/field/capture.js", "/js/field/form.js", "/js/field/location.js", "/js/field/data.js",
+  "/js/field/tasks.js", "/js/field/case.js", "/js/field/map.js", "/js/field/outbox.js", "/js/field/fix.js", "/js/field/me.js",
+  "/js/core/outbox.js", "/js/core/geo.js", "/js/core/exif.js", "/js/core/time.js",
   "/vendor/idb/index.js", "/vendor/leaflet/leaflet.js", "/vendor/leaflet/leaflet.css",
   "/vendor/leaflet/images/marker-icon.png", "/vendor/leaflet/images/marker-icon-2x.png",
   "/vendor/leaflet/images/marker-shadow.png", "/vendor/leaflet/images/layers.png", "/vendor/leaflet/images/layers-2x.png",
   "/icons/icon-192.png", "/icons/icon-512.png", "/icons/icon-maskable-512.png",
 ];
+// The reviewer console (and its charts) is not precached: a field phone never downloads it. A reviewer's
+// browser keeps each file in the shell cache the first time it is fetched, so the console opens offline too.
+const ON_FIRST_USE = [/^\/js\/review\//, /^\/js\/core\/charts\.js$/];
 const CACHED_API = [/^\/api\/v1\/categories$/, /^\/api\/v1\/workflow$/, /^\/api\/v1\/regions\/[^/]+\/geojson$/, /^\/api\/v1\/sync\/changes$/];
 
 self.addEventListener("install", (event) => {
@@ -51,8 +58,15 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(caches.match("/index.html", { cacheName: VERSION }).then((hit) => hit || fetch(req)));
     return;
   }
-  event.respondWith(caches.match(req, { cacheName: VERSION, ignoreSearch: true }).then((hit) => hit || fetch(req)));
+  const keep = ON_FIRST_USE.some((re) => re.test(url.pathname));
+  event.respondWith(caches.match(req, { cacheName: VERSION, ignoreSearch: true }).then((hit) => hit || (keep ? fetchAndKeep(req) : fetch(req))));
 });
+
+async function fetchAndKeep(req) {
+  const res = await fetch(req);
+  if (res.status === 200) await (await caches.open(VERSION)).put(req, res.clone());
+  return res;
+}
 
 async function networkThenCache(req) {
   const cache = await caches.open(API_CACHE);

@@ -6,6 +6,7 @@ settled with "take field value", bulk accept answered per case, and the screens 
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from pwa_helpers import INSIDE, PASSWORDS, PHONE, PHOTOS, SCREENSHOTS
@@ -304,3 +305,51 @@ def test_devices_page_shows_who_holds_unsent_work(desk, api):
     page.locator("[data-device='e2e-console-unsent']:has-text('7 unsent')").wait_for()
     page.goto("/#me")
     page.click("[data-lang=zh]")
+
+
+CACHED_URLS = """async () => {
+    const out = [];
+    for (const key of await caches.keys()) for (const req of await (await caches.open(key)).keys()) out.push(new URL(req.url).pathname);
+    return out;
+}"""
+
+
+def _is_console(path):
+    return path.startswith("/js/review/") or path == "/js/core/charts.js"
+
+
+def test_field_phones_never_download_the_console_and_reviewers_keep_it_offline(phone, desk):
+    # a grid worker's phone: every field view, and a console route typed in by hand
+    asked = []
+    phone.on("request", lambda r: asked.append(r.url))
+    field = phone.new_page()
+    log_in(field, "wanggeyuan")
+    for route, ready in (("#tasks", "[data-group=my_reports]"), ("#map", "#map"), ("#outbox", "[data-group=waiting]"),
+                         ("#me", "[data-action=logout]"), ("#queue", "[data-action=save-report]")):
+        field.goto("/" + route)
+        field.wait_for_selector(ready)
+    field.reload()
+    field.wait_for_selector("[data-action=save-report]")
+    paths = [urlsplit(u).path for u in asked]
+    assert "/js/field/capture.js" in paths and "/js/router.js" in paths
+    assert [p for p in paths if _is_console(p)] == []
+    loaded = field.evaluate("performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)")
+    assert [p for p in loaded if _is_console(p)] == []
+    cached = field.evaluate(CACHED_URLS)
+    assert "/js/field/capture.js" in cached and "/js/ui.js" in cached
+    assert [p for p in cached if _is_console(p)] == []
+
+    # a reviewer's browser loads the console, keeps it on first use, and opens it again offline
+    page = desk.new_page()
+    log_in_reviewer(page)
+    page.reload()  # now through the service worker
+    page.wait_for_selector("#q-list .qrow, #q-list .hint")
+    cached = page.evaluate(CACHED_URLS)
+    assert {"/js/review/queue.js", "/js/review/common.js"} <= set(cached)
+    desk.set_offline(True)
+    try:
+        page.reload()
+        page.wait_for_selector("#qf")  # the console's own queue view, from the cache
+        page.wait_for_selector("#q-list .err:has-text('审核台需要联网')")
+    finally:
+        desk.set_offline(False)

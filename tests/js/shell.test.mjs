@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
+import { closure, url } from "./pwa_modules.mjs";
+import { ROUTES } from "../../static/pwa/js/router.js";
 
 const PWA = new URL("../../static/pwa/", import.meta.url).pathname;
 const BUDGET = 150 * 1024; // gzip bytes for HTML, CSS and our own JS (vendor/ excluded)
@@ -16,29 +18,52 @@ function walk(dir) {
 }
 const own = walk(PWA).filter((p) => !relative(PWA, p).startsWith("vendor") && /\.(html|css|js|webmanifest)$/.test(p));
 
+const gz = (files) => [...files].reduce((n, p) => n + gzipSync(readFileSync(p), { level: 9 }).length, 0);
+
 test("the app shell stays under 150 KB gzipped", () => {
-  const total = own.reduce((n, p) => n + gzipSync(readFileSync(p), { level: 9 }).length, 0);
+  const total = gz(own);
   assert.ok(total < BUDGET, `${total} bytes`);
 });
 
+const sw = readFileSync(join(PWA, "sw.js"), "utf8");
+const SHELL = JSON.parse(sw.match(/const SHELL = (\[[\s\S]*?\]);/)[1].replace(/,\s*\]/, "]"));
+const ON_FIRST_USE = sw.match(/const ON_FIRST_USE = \[(.*)\];/)[1].split(/,\s*/).map((re) => new RegExp(re.slice(1, -1)));
+const onFirstUse = (u) => ON_FIRST_USE.some((re) => re.test(u));
+const routeFiles = (pred) => Object.values(ROUTES).filter(pred).map((r) => join(PWA, "js", r.module));
+// what a field phone loads: the page's modules, the field routes' views, the service worker's, the photo worker
+const FIELD = closure([join(PWA, "js/main.js"), join(PWA, "sw.js"), ...routeFiles((r) => !r.console)]);
+const CONSOLE = closure(routeFiles((r) => r.console));
+
 test("the service worker precaches every shell file, and only files that exist", () => {
-  const sw = readFileSync(join(PWA, "sw.js"), "utf8");
-  const list = JSON.parse(sw.match(/const SHELL = (\[[\s\S]*?\]);/)[1].replace(/,\s*\]/, "]"));
-  for (const url of list) {
-    if (url === "/") continue;
-    assert.ok(existsSync(join(PWA, url)), `${url} is precached but missing`);
+  for (const u of SHELL) {
+    if (u === "/") continue;
+    assert.ok(existsSync(join(PWA, u)), `${u} is precached but missing`);
   }
   for (const path of own) {
-    const url = "/" + relative(PWA, path).split("\\").join("/");
-    if (url === "/sw.js" || url.endsWith(".md")) continue;
-    assert.ok(list.includes(url), `${url} is not precached`);
+    const u = url(path);
+    if (u === "/sw.js" || u.endsWith(".md")) continue;
+    assert.ok(SHELL.includes(u) !== onFirstUse(u), `${u} must be either precached or kept on first use`);
   }
-  for (const path of walk(join(PWA, "icons"))) assert.ok(list.includes("/" + relative(PWA, path)), path);
+  for (const path of walk(join(PWA, "icons"))) assert.ok(SHELL.includes("/" + relative(PWA, path)), path);
   const manifest = JSON.parse(readFileSync(join(PWA, "manifest.webmanifest"), "utf8"));
   assert.equal(manifest.start_url, "/");
   assert.equal(manifest.display, "standalone");
-  for (const icon of manifest.icons) assert.ok(list.includes(icon.src), icon.src);
+  for (const icon of manifest.icons) assert.ok(SHELL.includes(icon.src), icon.src);
   assert.ok(manifest.icons.some((i) => i.purpose === "maskable"));
+});
+
+test("the field app's modules are all precached (it opens offline), and the console's none of them", () => {
+  for (const f of FIELD) if (f !== join(PWA, "sw.js")) assert.ok(SHELL.includes(url(f)), `${url(f)} is loaded by the field app but not precached`);
+  for (const u of SHELL.filter((x) => x.startsWith("/js/"))) assert.ok(FIELD.has(join(PWA, u)), `${u} is precached but the field app never loads it`);
+  const consoleOnly = [...CONSOLE].filter((f) => !FIELD.has(f));
+  assert.ok(consoleOnly.length >= 6, consoleOnly.map(url).join());
+  for (const f of consoleOnly) assert.ok(onFirstUse(url(f)) && !SHELL.includes(url(f)), url(f));
+});
+
+test("a field phone never loads the reviewer console: no import path leads there", () => {
+  const reached = [...FIELD].map(url).filter((u) => u.startsWith("/js/review/") || onFirstUse(u));
+  assert.deepEqual(reached, []);
+  assert.ok(CONSOLE.has(join(PWA, "js/review/queue.js")) && CONSOLE.has(join(PWA, "js/core/charts.js")));
 });
 
 // WCAG 2 relative luminance and contrast ratio.

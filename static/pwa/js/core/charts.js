@@ -1,7 +1,7 @@
 // Small SVG charts for the reviewer's dashboard, drawn as strings (no library, no DOM): horizontal bars
 // with their values written beside them, and a line chart with labelled points. Colours are CSS classes
 // (app.css), and every bar and point also carries its value and its word, never colour alone.
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+import { esc } from "../ui.js";
 
 /** A percentage for a rate in [0, 1]; "—" for none. */
 export function pct(v) { return v == null || !Number.isFinite(v) ? "—" : `${Math.round(v * 1000) / 10}%`; }
