@@ -181,6 +181,7 @@ def test_escalate_overdue_twice_is_idempotent(app, runner, worker):
         event = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == late, CaseEvent.action == "escalate")).all()
         assert len(event) == 1 and event[0].data["reason"] == "overdue" and event[0].actor_id is None
         assert event[0].changes == {"level": ["grid", "village"]}
+        assert event[0].data["clock"] == "natural" and 0.08 <= event[0].data["overdue_hours"] <= 0.1
 
 
 def test_calendar_import(app, runner, tmp_path):
@@ -202,3 +203,47 @@ def test_calendar_import(app, runner, tmp_path):
     result = runner.invoke(args=["calendar", "import", str(bad)])
     assert result.exit_code != 0 and "line 1" in result.output
     assert new_id()
+
+
+def test_outcome_is_judged_on_the_stages_own_clock(app, worker):
+    """The eve of the National Day week 2026 to the Thursday after: 3 office hours, 8 days of natural time."""
+    yellow = worker.one(report_op(risk="yellow"))["case_id"]
+    red = worker.one(report_op(risk="red", category="sanitation"))["case_id"]
+    with app.app_context():
+        outcomes = {}
+        for cid in (yellow, red):
+            case = _case(cid)
+            stage = deadlines.current_stage(case)
+            stage.running_since = cst(2026, 9, 30, 16)
+            ended = deadlines.end_stage(case, cst(2026, 10, 8, 10).astimezone(UTC))
+            outcomes[cid] = (ended.clock, ended.outcome, ended.consumed_s)
+        assert outcomes[yellow] == ("working", "on_time", 3 * 3600)  # 16:00-17:30 and 08:30-10:00
+        assert outcomes[red] == ("natural", "overdue", 8 * 86400 - 6 * 3600)
+        db.session.rollback()
+
+
+def test_a_new_colour_brings_its_clock_and_time_used_stays_counted(app, worker):
+    cid = worker.one(report_op(risk="yellow"))["case_id"]
+    with app.app_context():
+        case = _case(cid)
+        stage = deadlines.current_stage(case)
+        stage.running_since = cst(2026, 11, 23, 8, 30)  # a Monday
+        case.risk_level = "red"
+        now = cst(2026, 11, 23, 9, 30).astimezone(UTC)
+        deadlines.relimit(stage, case, Calendar.load(), now)
+        # one office hour used under the yellow rule; the red rule's 2 h go on in natural time from 09:30
+        assert (stage.clock, stage.limit_minutes, stage.consumed_s) == ("natural", 120, 3600)
+        assert case.due_at == cst(2026, 11, 23, 10, 30).astimezone(UTC) and case.stage_clock == "natural"
+        db.session.rollback()
+
+
+def test_hours_to_close_are_natural_hours(app, client, auth, worker):
+    cid = worker.one(report_op(risk="blue", handled_on_spot=True))["case_id"]
+    with app.app_context():
+        _age(cid, 30)
+    reviewer = Phone(client, auth, "reviewer")
+    assert reviewer.one(transition_op(cid, 1, "verify_close"))["status"] == "applied"
+    with app.app_context():
+        assert 30.0 <= _case(cid).hours_to_close <= 30.1  # whatever weekdays and nights the 30 hours held
+    stats = client.get("/api/v1/stats?region=330381001", headers=auth.headers("reviewer")).get_json()
+    assert (stats["hours_to_close_clock"], stats["on_time_clock"]) == ("natural", "rule")
