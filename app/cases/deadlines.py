@@ -16,7 +16,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, extract, select
+from sqlalchemy import and_, extract, func, select
+from sqlalchemy import case as sql_case
 
 from app.cases.clock import CHINA, DEFAULT_OFFICE_HOURS, NaturalClock, OfficeHours, WorkingClock, office_hours
 from app.cases.models import CalendarDay, Case, CaseStage, SlaRule
@@ -51,6 +52,12 @@ def _cache() -> dict:
     return changes().cache
 
 
+# Changes whenever a day is added, removed, moved or flipped between day off and workday.
+_DAY_NUMBER = (extract("year", CalendarDay.day) * 10000 + extract("month", CalendarDay.day) * 100
+               + extract("day", CalendarDay.day))
+_FINGERPRINT = select(func.count(), func.coalesce(func.sum(_DAY_NUMBER * sql_case((CalendarDay.workday, 2), else_=1)), 0))
+
+
 def configured_office_hours() -> OfficeHours:
     """The office hours of this deployment (``OFFICE_HOURS``, ``OFFICE_HOURS_SEASONS``), parsed once."""
     cfg = current_app.config
@@ -69,11 +76,17 @@ class Calendar:
 
     @classmethod
     def load(cls) -> Calendar:
-        """The calendar, read once per transaction."""
+        """The calendar, checked once per transaction. The days themselves (some 800 rows) are read again only
+        when their fingerprint changed, so a sync batch pays one aggregate over the table, not the rows."""
         cache = _cache()
         if "calendar" not in cache:
-            cache["calendar"] = cls({d.day: d.workday for d in db.session.scalars(select(CalendarDay))},
-                                    configured_office_hours())
+            key = tuple(db.session.execute(_FINGERPRINT).one())
+            store = current_app.extensions.setdefault("gridcase_calendar", {})
+            entry = store.get("days")
+            if entry is None or entry[0] != key:
+                days = db.session.execute(select(CalendarDay.day, CalendarDay.workday)).all()
+                entry = store["days"] = (key, dict(days))
+            cache["calendar"] = cls(entry[1], configured_office_hours())
         return cache["calendar"]
 
     def is_workday(self, day: date) -> bool:

@@ -247,3 +247,16 @@ def test_hours_to_close_are_natural_hours(app, client, auth, worker):
         assert 30.0 <= _case(cid).hours_to_close <= 30.1  # whatever weekdays and nights the 30 hours held
     stats = client.get("/api/v1/stats?region=330381001", headers=auth.headers("reviewer")).get_json()
     assert (stats["hours_to_close_clock"], stats["on_time_clock"]) == ("natural", "rule")
+
+
+def test_the_calendar_is_read_again_when_a_day_moves(app_ctx):
+    from app.cases.services import discard_changes
+
+    assert Calendar.load().is_workday(date(2026, 9, 20))
+    discard_changes()
+    # the same number of days and of workdays: a make-up day moved from Sunday 20 to Saturday 19 September
+    db.session.delete(db.session.get(CalendarDay, date(2026, 9, 20)))
+    db.session.add(CalendarDay(day=date(2026, 9, 19), workday=True, name="国庆节调休上班"))
+    db.session.commit()
+    cal = Calendar.load()
+    assert cal.is_workday(date(2026, 9, 19)) and not cal.is_workday(date(2026, 9, 20))
