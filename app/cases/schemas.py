@@ -164,15 +164,17 @@ class ExportQuery(QueueFilterQuery):
 
 # ---------------------------------------------------------------------------------------------- calendar
 
+YEAR_PATTERN = r"^(19[0-9]{2}|2[0-9]{3})-"  # the years 1900-2999, as the figures' instants
 MAX_CALENDAR_DAYS = 3 * 366  # three years at a glance; more is an export, not a page
 CALENDAR_DEFAULT_DAYS = 90  # from today: what the deadlines of the coming weeks depend on
 
 
 class CalendarQuery(Schema):
-    start = fields.Date(data_key="from", load_default=None,
-                        metadata={"description": "first day, inclusive (default: today in China Standard Time)"})
+    start = fields.Date(data_key="from", load_default=None, metadata={
+        "description": "first day, inclusive (default: today in China Standard Time)", "pattern": YEAR_PATTERN})
     end = fields.Date(data_key="to", load_default=None, metadata={
-        "description": f"last day, inclusive (default: {CALENDAR_DEFAULT_DAYS} days after `from`)"})
+        "description": f"last day, inclusive (default: {CALENDAR_DEFAULT_DAYS} days after `from`)",
+        "pattern": YEAR_PATTERN})
 
     @validates_schema
     def _range(self, data, **kwargs):
