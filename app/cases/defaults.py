@@ -75,10 +75,9 @@ def install(connection: Connection) -> dict[str, int]:
         connection.execute(_sla_rules.insert(), rules)
 
     known = dict(connection.execute(sa.select(_calendar_days.c.day, _calendar_days.c.workday)).all())
-    days = [{"day": day, "workday": workday, "name": name}
-            for day, workday, name in official_calendar.official_days() if day not in known]
-    differ = [day for day, workday, _ in official_calendar.official_days()
-              if day in known and known[day] != workday]
+    official = official_calendar.official_days()
+    days = [{"day": day, "workday": workday, "name": name} for day, workday, name in official if day not in known]
+    differ = [day for day, workday, _ in official if day in known and known[day] != workday]
     if days:
         connection.execute(_calendar_days.insert(), days)
     if differ:
