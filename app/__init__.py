@@ -83,6 +83,12 @@ def _resolve_config(app: Flask) -> None:
                 raise ConfigError(f"GRIDCASE_{key} must be set outside debug and testing")
             cfg[key] = "dev-only-" + key.lower() + "-not-for-production-0123456789"
     cfg.update(Config.jwt_settings(cfg))
+    from app.cases.clock import OfficeHours
+
+    try:  # a wrong timetable would silently move every deadline: refuse to start instead
+        OfficeHours.parse(str(cfg["OFFICE_HOURS"]), str(cfg.get("OFFICE_HOURS_SEASONS") or ""))
+    except ValueError as exc:
+        raise ConfigError(f"GRIDCASE_OFFICE_HOURS / GRIDCASE_OFFICE_HOURS_SEASONS: {exc}") from exc
     cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or "memory://"
 
 
@@ -95,6 +101,9 @@ def register_extensions(app: Flask) -> None:
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
         "security": [{"bearerAuth": []}]})
     from app import models  # noqa: F401  (every table, for Alembic)
+    from app.cases import defaults
+
+    defaults.register(db.metadata)  # create_all then holds what the first db upgrade adds
     from app.auth import tokens  # noqa: F401  (registers the JWT loaders)
 
 

@@ -73,6 +73,12 @@ class Config:
     REGION_CONTAINMENT_TOLERANCE_M = 5.0
     # Case numbers: RA-2026-000123 (Rui'an); one prefix per deployment.
     CASE_NUMBER_PREFIX = "RA"
+    # Working time (the clock of yellow and blue limits) counts these office hours of working days, China
+    # Standard Time: the usual timetable of township offices (上午 8:30-12:00, 下午 14:00-17:30).
+    OFFICE_HOURS = "08:30-12:00,14:00-17:30"
+    # Seasonal timetables replacing it on their dates, every year, e.g. a summer timetable (夏季作息):
+    # "05-01..09-30=08:30-12:00,14:30-18:00"; several separated by ";". Empty: the same hours all year.
+    OFFICE_HOURS_SEASONS = ""
 
     # A full-resolution phone photo is 2-12 MB (HEIC less); 25 MiB leaves room for a 50 MP camera JPEG.
     MEDIA_MAX_BYTES = 25 * 1024 * 1024

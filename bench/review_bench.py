@@ -177,7 +177,6 @@ def seed(app, n_cases: int) -> dict:
     """Bulk-load the county: regions, users, cases (+ stages of suspended cases, open conflicts)."""
     from sqlalchemy import text
 
-    from app.cases.categories import ensure_default_categories
     from app.cases.models import Case
     from app.extensions import db
     from app.users.services import create_user
@@ -187,9 +186,7 @@ def seed(app, n_cases: int) -> dict:
     region_rows, micro = regions()
     t0 = time.perf_counter()
     with app.app_context():
-        db.create_all()
-        ensure_default_categories()
-        db.session.commit()
+        db.create_all()  # with the default categories (app/cases/defaults.py)
         engine = db.engine
         dialect = engine.dialect.name
         case_indexes = list(Case.__table__.indexes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -95,3 +97,73 @@ def test_migrated_schema_holds_the_demo_city(empty_app):
         with pytest.raises(IntegrityError):
             db.session.commit()
         db.session.rollback()
+
+
+def test_a_fresh_upgrade_is_a_working_system(empty_database_url, tmp_path):
+    """``db upgrade`` on an empty database, then a region file and one grid worker from the command line, and
+    nothing else (no demo): the worker files a report through the sync and it is timed. Upgrading again, or
+    running the defaults' migration again, duplicates nothing and undoes no admin's edit."""
+    import json
+
+    import flask_migrate
+    from conftest import Auth, base_config
+    from factories import TEST_PASSWORD
+    from helpers import Phone, report_op
+    from sqlalchemy import func, select
+
+    from app import create_app
+    from app.cases.models import CalendarDay, Case, Category, SlaRule
+    from app.demo.services import demo_feature_collection
+
+    app = create_app(base_config(tmp_path, empty_database_url))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    regions = tmp_path / "county.geojson"
+    regions.write_text(json.dumps(demo_feature_collection(), ensure_ascii=False), encoding="utf-8")
+    assert runner.invoke(args=["regions", "import", str(regions)]).exit_code == 0
+    made = runner.invoke(args=["users", "create", "zhangsan", "--role", "grid_worker", "--region", "33038100100101",
+                               "--name", "张三", "--password-stdin"], input=TEST_PASSWORD + "\n")
+    assert made.exit_code == 0, made.output
+
+    def counts():
+        with app.app_context():
+            return tuple(db.session.scalar(select(func.count()).select_from(m)) for m in (Category, SlaRule, CalendarDay))
+
+    first = counts()
+    assert first[0] == 12 and first[1] == 6 and first[2] > 700  # every year 2004-2026 the package knows
+    client = app.test_client()
+    worker = Phone(client, Auth(client), "zhangsan")
+    categories = client.get("/api/v1/categories", headers=worker.headers).get_json()
+    assert "fire_hazard" in {c["code"] for c in categories}
+    for risk, clock in (("red", "natural"), ("yellow", "working"), ("blue", "working")):
+        result = worker.one(report_op(risk=risk, category="fire_hazard"))
+        assert result["status"] == "applied", result
+        with app.app_context():
+            case = db.session.get(Case, result["case_id"])
+            assert case.stage == "accept" and case.stage_clock == clock and case.due_at is not None
+    calendar = client.get("/api/v1/calendar?from=2026-10-01&to=2026-10-10", headers=worker.headers).get_json()
+    assert {d["date"] for d in calendar["days"] if d["kind"] == "workday"} == {"2026-10-10"}
+
+    # an admin renames a category, deactivates another, re-times a rule, moves a day
+    with app.app_context():
+        db.session.get(Category, "fire_hazard").name_zh = "消防安全隐患"
+        db.session.get(Category, "other").active = False
+        rule = db.session.scalars(select(SlaRule).where(SlaRule.stage == "accept", SlaRule.risk_level == "yellow",
+                                                        SlaRule.category.is_(None))).one()
+        rule.limit_minutes, rule.clock = 240, "natural"
+        db.session.get(CalendarDay, date(2026, 10, 7)).workday = True
+        db.session.commit()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0  # nothing to run
+    with app.app_context():  # and the defaults' migration itself run again
+        flask_migrate.downgrade(revision="-1")
+        flask_migrate.upgrade()
+    assert counts() == first
+    with app.app_context():
+        assert db.session.get(Category, "fire_hazard").name_zh == "消防安全隐患"
+        assert db.session.get(Category, "other").active is False
+        rule = db.session.scalars(select(SlaRule).where(SlaRule.stage == "accept", SlaRule.risk_level == "yellow",
+                                                        SlaRule.category.is_(None))).one()
+        assert (rule.limit_minutes, rule.clock) == (240, "natural")
+        assert db.session.get(CalendarDay, date(2026, 10, 7)).workday is True
+        db.session.remove()
+        db.engine.dispose()

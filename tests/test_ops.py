@@ -14,7 +14,58 @@ def test_healthz_and_readyz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.get_json() == {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
+    body = r.get_json()
+    assert (body["status"], body["checks"]) == ("ready", {"database": "ok", "storage": "ok"})
+
+
+def _calendar_for(app, years: set[int]) -> None:
+    """The calendar holds an arrangement for exactly these years (one holiday each)."""
+    from datetime import date
+
+    from app.cases.models import CalendarDay
+    from app.extensions import db
+
+    with app.app_context():
+        db.session.query(CalendarDay).delete()
+        db.session.add_all(CalendarDay(day=date(y, 1, 1), workday=False, name="元旦") for y in years)
+        db.session.commit()
+
+
+def _needed_years() -> tuple[int, list[int]]:
+    from datetime import datetime, timedelta
+
+    from app.cases.clock import CHINA
+
+    today = datetime.now(CHINA).date()
+    return today.year, list(range(today.year, (today + timedelta(days=90)).year + 1))
+
+
+def _gauge(text: str, name: str) -> float:
+    return float(re.search(rf"^{name} (\S+)$", text, re.M)[1])
+
+
+def test_readyz_and_metrics_say_when_the_calendar_does_not_cover_the_next_90_days(app, client):
+    from datetime import date, datetime
+
+    from app.cases.clock import CHINA
+
+    this_year, needed = _needed_years()
+    _calendar_for(app, set(needed) | {this_year - 1})
+    body = client.get("/readyz").get_json()
+    assert body["warnings"] == [] and body["calendar"]["missing_years"] == []
+    last = date(max(needed), 12, 31)
+    assert body["calendar"]["covered_until"] == last.isoformat()
+    ahead = (last - datetime.now(CHINA).date()).days
+    assert ahead >= 90 and abs(_gauge(client.get("/metrics").get_data(as_text=True),
+                                      "gridcase_calendar_days_ahead") - ahead) <= 1
+
+    _calendar_for(app, {this_year - 1, *needed[:-1]} if len(needed) > 1 else {this_year - 1})
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.get_json()["status"] == "ready"  # a warning, not an outage
+    warning = r.get_json()["warnings"]
+    assert [w["code"] for w in warning] == ["calendar_not_covered"] and str(needed[-1]) in warning[0]["detail"]
+    assert r.get_json()["calendar"]["missing_years"] == [needed[-1]]
+    assert _gauge(client.get("/metrics").get_data(as_text=True), "gridcase_calendar_days_ahead") < 90
 
 
 def test_readyz_says_not_ready_when_the_database_is_gone(app, tmp_path):
@@ -62,7 +113,8 @@ def test_metrics(client, auth):
     cpu = re.search(r'^gridcase_http_request_cpu_seconds_total\{endpoint="sync.push"\} (\S+)$', text, re.M)
     wall = re.search(r'^gridcase_http_request_seconds_sum\{endpoint="sync.push"\} (\S+)$', text, re.M)
     assert cpu and wall and 0 < float(cpu[1]) <= float(wall[1])
-    for gauge in ("gridcase_held_ops 0", "gridcase_conflicts_open 0", "gridcase_devices_with_unsent"):
+    for gauge in ("gridcase_held_ops 0", "gridcase_conflicts_open 0", "gridcase_devices_with_unsent",
+                  "gridcase_calendar_days_ahead"):
         assert gauge in text
     assert "gridcase_photo_pipeline_seconds" in text
 

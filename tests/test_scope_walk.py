@@ -64,6 +64,7 @@ ROUTES = {
         lambda c, h, o, p: c.get(f"/api/v1/regions/{MICRO_A1_1}/geojson", headers=h),
     ("GET", "/api/v1/categories"): lambda c, h, o, p: c.get("/api/v1/categories", headers=h),
     ("GET", "/api/v1/workflow"): lambda c, h, o, p: c.get("/api/v1/workflow", headers=h),
+    ("GET", "/api/v1/calendar"): lambda c, h, o, p: c.get("/api/v1/calendar?from=2026-09-01&to=2026-10-31", headers=h),
     ("GET", "/api/v1/cases/<case_id>"): lambda c, h, o, p: c.get(f"/api/v1/cases/{o['case']}", headers=h),
     ("GET", "/api/v1/cases"): lambda c, h, o, p: c.get("/api/v1/cases?limit=200&sort=-updated_at", headers=h),
     # the ledger's emptiness for outsiders is checked in tests/cases/test_exports.py; here: A's region is a 404
@@ -155,7 +156,8 @@ def test_outsiders_get_nothing_of_township_a(app, client, auth, town_a, username
             blank = lambda r: {**r, "op_id": None, "case_id": None}
             assert [blank(r) for r in results[:3]] == [blank(r) for r in twins], (results, twins)
         elif response.status_code == 200 and rule not in (
-                "/api/v1/me", "/api/v1/regions", "/api/v1/categories", "/api/v1/workflow", "/api/v1/auth/refresh",
+                "/api/v1/me", "/api/v1/regions", "/api/v1/categories", "/api/v1/workflow", "/api/v1/calendar",
+                "/api/v1/auth/refresh",
                 "/api/v1/media/missing"):
             body = response.get_json()
             empty = body in ([], {}) or (isinstance(body, dict) and body.get("changes") == [])

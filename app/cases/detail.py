@@ -6,8 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.auth.scope import case_visible
+from app.cases import deadlines
 from app.cases.conflicts import list_conflicts
 from app.cases.models import Case, CaseEvent, CaseNote, CasePhoto
+from app.database import utcnow
 from app.extensions import db
 from app.users.models import User
 
@@ -66,5 +68,7 @@ def case_page(case: Case, user: User) -> dict:
                    "changes": e.changes, "data": e.data} for e in events],
         conflicts=list_conflicts(user, "all", case.id, 1000) if user.role in ("reviewer", "admin") else [],
         duplicates=duplicates,
+        # the running stage: its limit, the clock it counts (natural or working time), deadline, light, time left
+        running_stage=deadlines.stage_view(case, utcnow()),
     )
     return page

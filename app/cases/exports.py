@@ -153,7 +153,7 @@ def _geojson(user: User, args: dict, now: datetime):
                 "village_code": row.village_code, "township_code": row.township_code,
                 "township_name": labels.regions.get(row.township_code), "reporter": row.reporter,
                 "assignee": row.assignee, "reported_at": row.reported_at.isoformat(),
-                "due_at": row.due_at.isoformat() if row.due_at else None, "light": light,
+                "due_at": row.due_at.isoformat() if row.due_at else None, "clock": row.stage_clock, "light": light,
                 "overdue": row.due_at is not None and row.due_at <= now, "flags": row.flags or [],
                 "open_conflicts": row.open_conflicts, "version": row.version,
             }

@@ -101,11 +101,14 @@ class Case(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    # Working hours from report to close-out, frozen at verify_close (median and p90 in the figures).
+    # Hours from report to close-out in natural time (a clock that never stops: how long the public waited),
+    # frozen at verify_close (median and p90 in the figures).
     hours_to_close: Mapped[float | None] = mapped_column(Float)
 
-    # The running stage's clock (see app/cases/deadlines.py): due_at passes → overdue; warn_at → yellow.
+    # The running stage's clock (see app/cases/deadlines.py): due_at passes → overdue; warn_at → yellow;
+    # stage_clock is what its limit counts (natural or working time).
     stage: Mapped[str | None] = mapped_column(String(16))
+    stage_clock: Mapped[str | None] = mapped_column(String(8))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -271,7 +274,8 @@ class Conflict(db.Model):
 
 
 class CaseStage(db.Model):
-    """One timed stage of a case (accept, close): its limit, the working time it used, its outcome."""
+    """One timed stage of a case (accept, close): its limit and the clock it counts, the time it used on that
+    clock, its outcome."""
 
     __tablename__ = "case_stages"
 
@@ -280,7 +284,10 @@ class CaseStage(db.Model):
     stage: Mapped[str] = mapped_column(String(16), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     limit_minutes: Mapped[int]
-    # Working seconds used before the current running period (suspension stops the clock).
+    # natural | working (app/cases/clock.py), taken from the rule with the limit. The server default only
+    # filled the rows that were there before clocks (the migration then set red cases' to natural).
+    clock: Mapped[str] = mapped_column(String(8), server_default="working")
+    # Seconds of that clock used before the current running period (suspension stops the clock).
     consumed_s: Mapped[float] = mapped_column(Float, default=0.0)
     running_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -304,7 +311,8 @@ class CalendarDay(db.Model):
 
 
 class SlaRule(db.Model):
-    """A time limit for a stage by risk colour, optionally narrowed to a category and a handling level."""
+    """A time limit for a stage by risk colour, optionally narrowed to a category and a handling level, and
+    the clock it counts: ``natural`` (never stops) or ``working`` (office hours on working days)."""
 
     __tablename__ = "sla_rules"
 
@@ -314,6 +322,8 @@ class SlaRule(db.Model):
     category: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
     level: Mapped[str | None] = mapped_column(String(16))
     limit_minutes: Mapped[int]
+    # natural | working; the server default as on case_stages (red rules were set to natural).
+    clock: Mapped[str] = mapped_column(String(8), server_default="working")
 
     __table_args__ = (UniqueConstraint("stage", "risk_level", "category", "level", name="uq_sla_rules_key"),)
 

@@ -83,7 +83,8 @@ COLUMNS = (
     Case.id, Case.number, Case.state, Case.level, Case.category, Case.risk_level, Case.description,
     Case.micro_grid_code, Case.grid_code, Case.village_code, Case.township_code,
     Reporter.username.label("reporter"), Assignee.username.label("assignee"), Case.unit, Case.flags,
-    Case.reported_at, Case.updated_at, Case.closed_at, Case.stage, Case.due_at, Case.warn_at, Case.version,
+    Case.reported_at, Case.updated_at, Case.closed_at, Case.stage, Case.stage_clock, Case.due_at, Case.warn_at,
+    Case.version,
     Case.lat, Case.lon, Case.suspended_at,
 )
 
@@ -289,7 +290,7 @@ def item(row, now: datetime) -> dict:
         "micro_grid_id": row.micro_grid_code, "grid_code": row.grid_code, "village_code": row.village_code,
         "township_code": row.township_code, "reporter": row.reporter, "assignee": row.assignee,
         "flags": row.flags or [], "reported_at": _iso(row.reported_at), "updated_at": _iso(row.updated_at),
-        "stage": row.stage, "due_at": _iso(row.due_at), "light": light_of(row, now),
+        "stage": row.stage, "clock": row.stage_clock, "due_at": _iso(row.due_at), "light": light_of(row, now),
         "suspended": row.suspended_at is not None, "version": row.version, "open_conflicts": row.open_conflicts,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from flask import jsonify, request
@@ -14,7 +15,10 @@ from app.cases import deadlines, detail, exports, queue, services, workflow
 from app.cases.conflicts import list_conflicts
 from app.cases.models import Case, Category, Conflict
 from app.cases.schemas import (
+    CALENDAR_DEFAULT_DAYS,
     BulkTransitionIn,
+    CalendarOut,
+    CalendarQuery,
     CategoryOut,
     ConflictOut,
     ConflictQuery,
@@ -38,6 +42,25 @@ def categories():
     """What can be reported, and by which roles (the PWA caches it for offline use)."""
     return db.session.scalars(select(Category).where(Category.active.is_(True))
                               .order_by(Category.sort, Category.code)).all()
+
+
+@blp.route("/calendar", methods=["GET"])
+@blp.arguments(CalendarQuery, location="query")
+@blp.response(200, CalendarOut)
+@auth_required()
+def calendar(args):
+    """Days off (放假) and make-up workdays (调休上班) from ``from`` to ``to`` (both included) with their names,
+    whether the calendar knows the State Council's arrangement for the whole period, and the office hours
+    that working time counts."""
+    span = timedelta(days=CALENDAR_DEFAULT_DAYS)
+    start = args["start"] or (args["end"] - span if args["end"] else datetime.now(deadlines.CHINA).date())
+    end = args["end"] or start + span
+    known = deadlines.covered_years()
+    missing = [y for y in range(start.year, end.year + 1) if y not in known]
+    days = [{"date": d.day, "kind": "workday" if d.workday else "holiday", "workday": d.workday, "name": d.name,
+             "weekday": d.day.isoweekday()} for d in deadlines.calendar_days(start, end)]
+    return {"from_": start, "to": end, "days": days, "covered": not missing, "missing_years": missing,
+            "office_hours": deadlines.configured_office_hours().describe()}
 
 
 @blp.route("/workflow", methods=["GET"])
@@ -155,7 +178,7 @@ def _actor() -> services.Actor:
 
 def _clock(case: Case) -> dict:
     """The running stage's clock, beside the case page."""
-    return {"stage": case.stage, "due_at": case.due_at.isoformat() if case.due_at else None,
+    return {"stage": case.stage, "clock": case.stage_clock, "due_at": case.due_at.isoformat() if case.due_at else None,
             "light": deadlines.light(case, utcnow())}
 
 

@@ -160,3 +160,60 @@ class QueueQuery(QueueFilterQuery):
 
 class ExportQuery(QueueFilterQuery):
     format = fields.String(load_default="xlsx", validate=validate.OneOf(("csv", "xlsx", "geojson")))
+
+
+# ---------------------------------------------------------------------------------------------- calendar
+
+YEAR_PATTERN = r"^(19[0-9]{2}|2[0-9]{3})-"  # the years 1900-2999, as the figures' instants
+MAX_CALENDAR_DAYS = 3 * 366  # three years at a glance; more is an export, not a page
+CALENDAR_DEFAULT_DAYS = 90  # from today: what the deadlines of the coming weeks depend on
+
+
+class CalendarQuery(Schema):
+    start = fields.Date(data_key="from", load_default=None, metadata={
+        "description": "first day, inclusive (default: today in China Standard Time)", "pattern": YEAR_PATTERN})
+    end = fields.Date(data_key="to", load_default=None, metadata={
+        "description": f"last day, inclusive (default: {CALENDAR_DEFAULT_DAYS} days after `from`)",
+        "pattern": YEAR_PATTERN})
+
+    @validates_schema
+    def _range(self, data, **kwargs):
+        for key, name in (("start", "from"), ("end", "to")):
+            if data.get(key) is not None and not 1900 <= data[key].year <= 2999:
+                raise ValidationError("must lie between the years 1900 and 2999", name)
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None:
+            if end < start:
+                raise ValidationError("must not be before `from`", "to")
+            if (end - start).days >= MAX_CALENDAR_DAYS:
+                raise ValidationError(f"the period may span at most {MAX_CALENDAR_DAYS} days", "to")
+
+
+class CalendarDayOut(Schema):
+    date = fields.Date()
+    kind = fields.String(metadata={"description": "`holiday` (a day off, 放假) or `workday` (a make-up workday, 调休上班)"})
+    workday = fields.Boolean()
+    name = fields.String(metadata={"description": "国庆节, 春节调休上班, …"})
+    weekday = fields.Integer(metadata={"description": "ISO weekday, 1 = Monday … 7 = Sunday"})
+
+
+class OfficeSeasonOut(Schema):
+    from_ = fields.String(attribute="from", data_key="from", metadata={"description": "MM-DD, every year"})
+    to = fields.String(metadata={"description": "MM-DD, inclusive"})
+    periods = fields.List(fields.String())
+
+
+class OfficeHoursOut(Schema):
+    timezone = fields.String()
+    default = fields.List(fields.String(), metadata={"description": "HH:MM-HH:MM"})
+    seasons = fields.List(fields.Nested(OfficeSeasonOut))
+
+
+class CalendarOut(Schema):
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+    days = fields.List(fields.Nested(CalendarDayOut))
+    covered = fields.Boolean(metadata={"description": "the calendar holds the State Council's arrangement for "
+                                                      "every year of the period"})
+    missing_years = fields.List(fields.Integer())
+    office_hours = fields.Nested(OfficeHoursOut, metadata={"description": "what working time counts"})

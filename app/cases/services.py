@@ -593,12 +593,13 @@ def plan_report(actor: Actor, report: dict, *, skew_flag: bool = False) -> Repor
     name = "close" if on_spot else "accept"
     stand_in = SimpleNamespace(**plan.values)
     stage = SimpleNamespace(case_id=report["id"], stage=name, started_at=actor.now,
-                            limit_minutes=deadlines.limit_minutes(name, stand_in), consumed_s=0.0,
+                            **deadlines.stage_limit(name, stand_in), consumed_s=0.0,
                             running_since=actor.now, due_at=None, warn_at=None, ended_at=None, outcome=None,
                             escalated_at=None)
     deadlines._schedule(stage, stand_in, deadlines.Calendar.load(), actor.now)  # due and warn, on both
     plan.stage = vars(stage)
-    plan.values.update(stage=stand_in.stage, due_at=stand_in.due_at, warn_at=stand_in.warn_at)
+    plan.values.update(stage=stand_in.stage, stage_clock=stand_in.stage_clock, due_at=stand_in.due_at,
+                       warn_at=stand_in.warn_at)
     return plan
 
 
@@ -813,8 +814,7 @@ def _limits_changed(case: Case, now: datetime) -> None:
         return
     stage = known[case.id]
     if stage is not None:
-        stage.limit_minutes = deadlines.limit_minutes(stage.stage, case)
-        deadlines._schedule(stage, case, deadlines.Calendar.load(), now)
+        deadlines.relimit(stage, case, deadlines.Calendar.load(), now)
 
 
 def prefetch_for_updates(found: dict[str, Case], bases: dict[str, int]) -> None:
@@ -1145,10 +1145,9 @@ def escalate_overdue(now: datetime | None = None) -> list[Case]:
         if case.level == "city":
             continue
         new_level = HANDLING_UP[case.level]
-        overdue_h = round(deadlines.Calendar.load().working_seconds(case.due_at, now) / 3600, 2)
         _event(case, actor, "escalate", changes={"level": [case.level, new_level]},
                data={"reason": "overdue", "stage": stage.stage, "due_at": case.due_at.isoformat(),
-                     "overdue_working_hours": overdue_h})
+                     "clock": stage.clock, "overdue_hours": deadlines.overdue_hours(stage, case, now)})
         case.level = new_level
         deadlines.on_limits_changed(case, now)
         done.append(case)

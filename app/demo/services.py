@@ -13,7 +13,6 @@ from shapely.geometry import Polygon, mapping
 from shapely.ops import unary_union
 from sqlalchemy import select
 
-from app.cases.categories import ensure_default_categories
 from app.extensions import db
 from app.regions.services import import_regions
 from app.users.models import User
@@ -97,9 +96,10 @@ def demo_feature_collection() -> dict:
 
 
 def seed_demo() -> dict:
-    """Create (or update) the demo city and one user of each role. Idempotent; returns the credentials."""
+    """Create (or update) the demo city and one user of each role. Idempotent; returns the credentials.
+    The categories, time limits and calendar are not the demo's: every database has them from its first
+    ``db upgrade`` (app/cases/defaults.py)."""
     import_regions(demo_feature_collection())
-    ensure_default_categories()
     credentials = {}
     for role, (username, region, _level, name, password) in DEMO_PASSWORDS.items():
         if db.session.scalar(select(User.id).where(User.username == username)) is None:

@@ -1,6 +1,7 @@
 """Prometheus metrics at ``/metrics``: requests, latencies and CPU by route, sync ops by status, photo pipeline
-timings, and, read from the database at scrape time, held ops, open conflicts and devices with unsent
-work. Under gunicorn set PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py does) so every worker's counters add up."""
+timings, and, read from the database at scrape time, held ops, open conflicts, devices with unsent work and
+how many days ahead the holiday calendar knows. Under gunicorn set PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py
+does) so every worker's counters add up."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def _registry():
 
 
 def _database_gauges() -> str:
+    from app.cases.deadlines import coverage
     from app.cases.models import Conflict
     from app.devices.models import Device
     from app.sync.models import HeldOp
@@ -45,11 +47,14 @@ def _database_gauges() -> str:
     held = db.session.scalar(select(func.count()).select_from(HeldOp))
     conflicts = db.session.scalar(select(func.count()).select_from(Conflict).where(Conflict.status == "open"))
     unsent = db.session.scalar(select(func.count()).select_from(Device).where(Device.outbox_pending > 0))
+    calendar_days_ahead = coverage()["days_ahead"]
     lines = []
     for name, help_text, value in (
             ("gridcase_held_ops", "Ops held for cases not seen yet", held),
             ("gridcase_conflicts_open", "Conflicts waiting for a reviewer", conflicts),
-            ("gridcase_devices_with_unsent", "Devices reporting unsent work", unsent)):
+            ("gridcase_devices_with_unsent", "Devices reporting unsent work", unsent),
+            ("gridcase_calendar_days_ahead",
+             "Days from today to the last day the holiday calendar knows (alert under 90)", calendar_days_ahead)):
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
     return "\n".join(lines) + "\n"
 

@@ -428,9 +428,13 @@ def compute(root: Region, start: datetime, end: datetime, now: datetime, *, use_
         "accepted": reported["accepted"], "closed": reported["closed"],
         "close_out_rate": _rate(reported["closed"], reported["accepted"]),
         "stages_ended": finished["ended"], "on_time_rate": _rate(finished["on_time"], finished["ended"]),
+        # Which clock each figure counts: every stage on its own rule's (natural or working time); hours to
+        # close in natural time.
+        "on_time_clock": deadlines.ON_TIME_CLOCK,
         "closed_in_period": finished["closed"], "grid_resolution_rate": _rate(finished["closed_grid"],
                                                                               finished["closed"]),
         "median_hours_to_close": median, "p90_hours_to_close": p90,
+        "hours_to_close_clock": deadlines.HOURS_TO_CLOSE_CLOCK,
         "overdue": int(overdue or 0), "devices_with_unsent": int(devices or 0),
     }
 

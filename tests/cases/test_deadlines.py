@@ -20,27 +20,47 @@ def cst(y, mo, d, h=0, mi=0):
     return datetime(y, mo, d, h, mi, tzinfo=CHINA)
 
 
-# 2026: National Day holiday Oct 1-7; make-up workdays Sun Sep 27 and Sat Oct 10.
-NATIONAL_DAY = {**{date(2026, 10, d): False for d in range(1, 8)}, date(2026, 9, 27): True,
-                date(2026, 10, 10): True}
+# 2026 (国办发明电 of November 2025): 中秋节 Sep 25-27, 国庆节 Oct 1-7; make-up workdays Sun Sep 20, Sat Oct 10.
+NATIONAL_DAY = {**{date(2026, 9, d): False for d in (25, 26, 27)}, **{date(2026, 10, d): False for d in range(1, 8)},
+                date(2026, 9, 20): True, date(2026, 10, 10): True}
+OFFICE_DAY_S = 7 * 3600  # 08:30-12:00 and 14:00-17:30
 
 
-def test_weekend_is_skipped():
+def test_weekend_is_skipped_and_only_office_hours_count():
     cal = Calendar({})
-    # Friday 18:00 + 8 h: 6 h left on Friday, the weekend does not count, 2 h into Monday
-    assert cal.add_working(cst(2026, 11, 20, 18), 8 * 3600) == cst(2026, 11, 23, 2).astimezone(UTC)
-    assert cal.working_seconds(cst(2026, 11, 20, 18), cst(2026, 11, 23, 2)) == 8 * 3600
+    # Friday 16:00 + 8 office hours: 1.5 h on Friday, the weekend does not count, 6.5 h into Monday: 17:00
+    assert cal.working.add(cst(2026, 11, 20, 16), 8 * 3600) == cst(2026, 11, 23, 17).astimezone(UTC)
+    assert cal.working.seconds(cst(2026, 11, 20, 16), cst(2026, 11, 23, 17)) == 8 * 3600
+    # the lunch break and the night do not count; natural time does
+    assert cal.working.add(cst(2026, 11, 23, 11, 30), 3600) == cst(2026, 11, 23, 14, 30).astimezone(UTC)
+    assert cal.working.add(cst(2026, 11, 23, 20), 60) == cst(2026, 11, 24, 8, 31).astimezone(UTC)
+    assert cal.natural.add(cst(2026, 11, 20, 16), 8 * 3600) == cst(2026, 11, 21, 0).astimezone(UTC)
 
 
 def test_holiday_and_make_up_workday():
     cal = Calendar(NATIONAL_DAY)
-    # Saturday Sep 26 is off, Sunday Sep 27 is a make-up workday
-    assert cal.add_working(cst(2026, 9, 26, 10), 8 * 3600) == cst(2026, 9, 27, 8).astimezone(UTC)
-    # Wednesday Sep 30 20:00 + 24 h: 4 h on Sep 30, Oct 1-7 holiday, Oct 8 (Thu) gives the other 20 h
-    assert cal.add_working(cst(2026, 9, 30, 20), 24 * 3600) == cst(2026, 10, 8, 20).astimezone(UTC)
-    # across the holiday week, a weekend and the make-up Saturday
-    assert cal.working_seconds(cst(2026, 9, 30, 0), cst(2026, 10, 12, 0)) == (1 + 2 + 1) * 86400
-    assert Calendar({}).working_seconds(cst(2026, 9, 30, 0), cst(2026, 10, 12, 0)) == 8 * 86400
+    # Saturday Sep 19 is off, Sunday Sep 20 is a make-up workday
+    assert cal.working.add(cst(2026, 9, 19, 10), 3600) == cst(2026, 9, 20, 9, 30).astimezone(UTC)
+    # Wednesday Sep 30 16:00 + 7 office hours: 1.5 h on Sep 30, Oct 1-7 holiday, Thursday Oct 8 gives the rest
+    assert cal.working.add(cst(2026, 9, 30, 16), 7 * 3600) == cst(2026, 10, 8, 16).astimezone(UTC)
+    # across the holiday week, a weekend and the make-up Saturday: Sep 30, Oct 8, 9 and 10
+    assert cal.working.seconds(cst(2026, 9, 30, 0), cst(2026, 10, 12, 0)) == 4 * OFFICE_DAY_S
+    assert Calendar({}).working.seconds(cst(2026, 9, 30, 0), cst(2026, 10, 12, 0)) == 8 * OFFICE_DAY_S
+    # the Mid-Autumn Festival ends on Sunday Sep 27: a holiday, not a make-up workday
+    assert not cal.is_workday(date(2026, 9, 27))
+
+
+def test_the_loaded_calendar_is_the_state_councils(app_ctx):
+    cal = Calendar.load()
+    for day, workday in NATIONAL_DAY.items():
+        assert cal.is_workday(day) is workday, day
+    # 2025: Spring Festival Jan 28 - Feb 4 with Sun Jan 26 and Sat Feb 8 worked; National Day Oct 1-8 with
+    # Sun Sep 28 and Sat Oct 11 worked
+    assert [d for d in (date(2025, 1, 26), date(2025, 2, 8), date(2025, 9, 28), date(2025, 10, 11))
+            if not cal.is_workday(d)] == []
+    assert [d for d in (date(2025, 1, 28), date(2025, 2, 4), date(2025, 10, 8)) if cal.is_workday(d)] == []
+    assert db.session.get(CalendarDay, date(2026, 10, 10)).name == "国庆节调休上班"
+    assert db.session.get(CalendarDay, date(2026, 9, 27)).name == "中秋节"
 
 
 @pytest.fixture
@@ -57,16 +77,31 @@ def _case(cid):
     return db.session.get(Case, cid)
 
 
-def test_red_report_gets_a_two_hour_accept_deadline_and_a_light(app, worker):
+def test_red_report_gets_a_two_hour_accept_deadline_in_natural_time_and_a_light(app, worker):
     cid = worker.one(report_op(risk="red"))["case_id"]
     with app.app_context():
         case = _case(cid)
-        cal = Calendar.load()
-        assert case.stage == "accept"
-        assert case.due_at == cal.add_working(case.reported_at, 2 * 3600)
+        assert case.stage == "accept" and case.stage_clock == "natural"
+        assert case.due_at == case.reported_at + timedelta(hours=2)
         assert deadlines.light(case, case.reported_at) == "green"
         assert deadlines.light(case, case.warn_at + timedelta(seconds=1)) == "yellow"
         assert deadlines.light(case, case.due_at + timedelta(seconds=1)) == "red"
+
+
+def test_yellow_report_counts_working_time_and_says_so(app, client, auth, worker):
+    cid = worker.one(report_op(risk="yellow"))["case_id"]
+    with app.app_context():
+        case = _case(cid)
+        stage = deadlines.current_stage(case)
+        assert (stage.clock, stage.limit_minutes, case.stage_clock) == ("working", 8 * 60, "working")
+        assert case.due_at == Calendar.load().working.add(case.reported_at, 8 * 3600)
+        assert case.due_at - case.reported_at > timedelta(hours=16)  # at least a night: office hours only
+    headers = auth.headers("reviewer")
+    page = client.get(f"/api/v1/cases/{cid}", headers=headers).get_json()
+    assert page["running_stage"]["clock"] == "working" and page["running_stage"]["limit_minutes"] == 480
+    assert page["running_stage"]["light"] == "green" and 479 <= page["running_stage"]["left_minutes"] <= 480
+    items = client.get("/api/v1/cases?limit=200", headers=headers).get_json()
+    assert [i["clock"] for i in items if i["id"] == cid] == ["working"]
 
 
 def _age(cid, hours):
@@ -85,10 +120,7 @@ def test_stage_outcome_frozen_on_time_and_overdue(app, worker, reviewer):
     on_time = worker.one(report_op(risk="blue"))["case_id"]
     late = worker.one(report_op(risk="red", category="sanitation"))["case_id"]
     with app.app_context():
-        db.session.add(CalendarDay(day=datetime.now(CHINA).date(), workday=True))  # today counts, whatever day
-        db.session.add(CalendarDay(day=(datetime.now(CHINA) - timedelta(days=1)).date(), workday=True))
-        db.session.commit()
-        _age(late, 5)
+        _age(late, 5)  # red counts natural time: 5 h past a 2 h limit, whatever day and hour it is
     reviewer.one(transition_op(on_time, 1, "accept"))
     r = reviewer.one(transition_op(late, 1, "accept"))
     assert r["status"] == "applied"
@@ -149,18 +181,82 @@ def test_escalate_overdue_twice_is_idempotent(app, runner, worker):
         event = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == late, CaseEvent.action == "escalate")).all()
         assert len(event) == 1 and event[0].data["reason"] == "overdue" and event[0].actor_id is None
         assert event[0].changes == {"level": ["grid", "village"]}
+        assert event[0].data["clock"] == "natural" and 0.08 <= event[0].data["overdue_hours"] <= 0.1
 
 
 def test_calendar_import(app, runner, tmp_path):
+    with app.app_context():  # as if an earlier import had it wrong
+        db.session.get(CalendarDay, date(2026, 10, 10)).workday = False
+        db.session.commit()
     f = tmp_path / "2026.csv"
-    f.write_text("# 2026 国庆\n2026-10-01,holiday,国庆节\n2026-09-27,班,国庆调休\n", encoding="utf-8")
+    f.write_text("# 2026 国庆\n2026-10-01,holiday,国庆节\n2026-10-10,班,国庆节调休上班\n2027-01-01,休,元旦\n",
+                 encoding="utf-8")
     result = runner.invoke(args=["calendar", "import", str(f)])
     assert result.exit_code == 0, result.output
+    assert "imported 3 day(s)" in result.output
     with app.app_context():
         cal = Calendar.load()
-        assert not cal.is_workday(date(2026, 10, 1)) and cal.is_workday(date(2026, 9, 27))
+        assert not cal.is_workday(date(2026, 10, 1)) and cal.is_workday(date(2026, 10, 10))
+        assert not cal.is_workday(date(2027, 1, 1))
     bad = tmp_path / "bad.csv"
     bad.write_text("2026-13-01,holiday\n", encoding="utf-8")
     result = runner.invoke(args=["calendar", "import", str(bad)])
     assert result.exit_code != 0 and "line 1" in result.output
     assert new_id()
+
+
+def test_outcome_is_judged_on_the_stages_own_clock(app, worker):
+    """The eve of the National Day week 2026 to the Thursday after: 3 office hours, 8 days of natural time."""
+    yellow = worker.one(report_op(risk="yellow"))["case_id"]
+    red = worker.one(report_op(risk="red", category="sanitation"))["case_id"]
+    with app.app_context():
+        outcomes = {}
+        for cid in (yellow, red):
+            case = _case(cid)
+            stage = deadlines.current_stage(case)
+            stage.running_since = cst(2026, 9, 30, 16)
+            ended = deadlines.end_stage(case, cst(2026, 10, 8, 10).astimezone(UTC))
+            outcomes[cid] = (ended.clock, ended.outcome, ended.consumed_s)
+        assert outcomes[yellow] == ("working", "on_time", 3 * 3600)  # 16:00-17:30 and 08:30-10:00
+        assert outcomes[red] == ("natural", "overdue", 8 * 86400 - 6 * 3600)
+        db.session.rollback()
+
+
+def test_a_new_colour_brings_its_clock_and_time_used_stays_counted(app, worker):
+    cid = worker.one(report_op(risk="yellow"))["case_id"]
+    with app.app_context():
+        case = _case(cid)
+        stage = deadlines.current_stage(case)
+        stage.running_since = cst(2026, 11, 23, 8, 30)  # a Monday
+        case.risk_level = "red"
+        now = cst(2026, 11, 23, 9, 30).astimezone(UTC)
+        deadlines.relimit(stage, case, Calendar.load(), now)
+        # one office hour used under the yellow rule; the red rule's 2 h go on in natural time from 09:30
+        assert (stage.clock, stage.limit_minutes, stage.consumed_s) == ("natural", 120, 3600)
+        assert case.due_at == cst(2026, 11, 23, 10, 30).astimezone(UTC) and case.stage_clock == "natural"
+        db.session.rollback()
+
+
+def test_hours_to_close_are_natural_hours(app, client, auth, worker):
+    cid = worker.one(report_op(risk="blue", handled_on_spot=True))["case_id"]
+    with app.app_context():
+        _age(cid, 30)
+    reviewer = Phone(client, auth, "reviewer")
+    assert reviewer.one(transition_op(cid, 1, "verify_close"))["status"] == "applied"
+    with app.app_context():
+        assert 30.0 <= _case(cid).hours_to_close <= 30.1  # whatever weekdays and nights the 30 hours held
+    stats = client.get("/api/v1/stats?region=330381001", headers=auth.headers("reviewer")).get_json()
+    assert (stats["hours_to_close_clock"], stats["on_time_clock"]) == ("natural", "rule")
+
+
+def test_the_calendar_is_read_again_when_a_day_moves(app_ctx):
+    from app.cases.services import discard_changes
+
+    assert Calendar.load().is_workday(date(2026, 9, 20))
+    discard_changes()
+    # the same number of days and of workdays: a make-up day moved from Sunday 20 to Saturday 19 September
+    db.session.delete(db.session.get(CalendarDay, date(2026, 9, 20)))
+    db.session.add(CalendarDay(day=date(2026, 9, 19), workday=True, name="国庆节调休上班"))
+    db.session.commit()
+    cal = Calendar.load()
+    assert cal.is_workday(date(2026, 9, 19)) and not cal.is_workday(date(2026, 9, 20))

@@ -61,10 +61,11 @@ OVERLAPPING_PATHS = {"/api/v1/cases/transitions", "/api/v1/media/missing"}
 SEMANTIC_REFUSALS = {
     # an opaque cursor handed out by the previous page: no schema says which strings are one
     ("GET", "/api/v1/cases"): {"cursor"},
-    # `to` after `from`, and a period of at most three years / 90 days
+    # `to` after `from` (not before it, for the calendar's dates), and a period of at most three years / 90 days
     ("GET", "/api/v1/cases/export"): {"to", "query.to"},
     ("GET", "/api/v1/stats"): {"to", "query.to"},
     ("GET", "/api/v1/points"): {"to", "query.to"},
+    ("GET", "/api/v1/calendar"): {"to", "query.to"},
     ("GET", "/open311/v2/requests.json"): {"end_date", "query.end_date"},
     # a note needs text or photos; the device named must be the token's own
     ("POST", "/api/v1/cases/{case_id}/transitions"): {"note.text"},
