@@ -166,9 +166,10 @@ class WorkingClock:
         """The earliest instant when ``seconds`` office seconds after ``start`` have passed. Raises ValueError
         when the calendar has no office hours for that long (MAX_SCAN_DAYS)."""
         current = start.astimezone(CHINA)
-        remaining = timedelta(seconds=max(0.0, seconds))
-        if not remaining:
+        if seconds <= 0:
             return current.astimezone(timezone.utc)
+        # A positive limit ends inside office hours, however small: never round it away to "now".
+        remaining = max(timedelta(seconds=seconds), timedelta(microseconds=1))
         day = current.date()
         for _ in range(MAX_SCAN_DAYS):
             for lo, hi in self.intervals(day):

@@ -40,13 +40,16 @@ CATEGORIES = [
     ("other", "其他", "Other", ALL),
 ]
 
-# The default time limits (DESIGN.md): minutes on the rule's clock, by stage and risk colour. Red counts
-# natural time (an emergency does not wait for Monday), yellow and blue working time (office hours on working
-# days: 8 h is a working day and an hour at the default 7 office hours a day).
+# The default time limits (DESIGN.md: accept within 2 h / 8 h / 24 h, close within 24 h / 72 h / 7 days), in
+# minutes of the rule's clock. Red counts natural time (an emergency does not wait for Monday). Yellow and blue
+# count working time, where a day of the design's figures is one working day of the default office hours
+# (7 h): 72 h to close are 3 working days, 7 days are 7 working days, and the order red < yellow < blue holds
+# on every clock.
 DEFAULT_CLOCK = {"red": "natural", "yellow": "working", "blue": "working"}
+WORKING_DAY = 7 * 60  # office minutes in a working day at the default office hours
 SLA_RULES = [
-    ("accept", "red", 2 * 60), ("accept", "yellow", 8 * 60), ("accept", "blue", 24 * 60),
-    ("close", "red", 24 * 60), ("close", "yellow", 72 * 60), ("close", "blue", 7 * 24 * 60),
+    ("accept", "red", 2 * 60), ("accept", "yellow", WORKING_DAY // 3), ("accept", "blue", WORKING_DAY),
+    ("close", "red", 24 * 60), ("close", "yellow", 3 * WORKING_DAY), ("close", "blue", 7 * WORKING_DAY),
 ]
 
 _categories = sa.table("categories", sa.column("code"), sa.column("name_zh"), sa.column("name_en"),

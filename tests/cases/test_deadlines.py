@@ -93,13 +93,13 @@ def test_yellow_report_counts_working_time_and_says_so(app, client, auth, worker
     with app.app_context():
         case = _case(cid)
         stage = deadlines.current_stage(case)
-        assert (stage.clock, stage.limit_minutes, case.stage_clock) == ("working", 8 * 60, "working")
-        assert case.due_at == Calendar.load().working.add(case.reported_at, 8 * 3600)
-        assert case.due_at - case.reported_at > timedelta(hours=16)  # at least a night: office hours only
+        assert (stage.clock, stage.limit_minutes, case.stage_clock) == ("working", 140, "working")
+        assert case.due_at == Calendar.load().working.add(case.reported_at, 140 * 60)
+        assert case.due_at - case.reported_at >= timedelta(minutes=140)  # office time only: never sooner
     headers = auth.headers("reviewer")
     page = client.get(f"/api/v1/cases/{cid}", headers=headers).get_json()
-    assert page["running_stage"]["clock"] == "working" and page["running_stage"]["limit_minutes"] == 480
-    assert page["running_stage"]["light"] == "green" and 479 <= page["running_stage"]["left_minutes"] <= 480
+    assert page["running_stage"]["clock"] == "working" and page["running_stage"]["limit_minutes"] == 140
+    assert page["running_stage"]["light"] == "green" and 139 <= page["running_stage"]["left_minutes"] <= 140
     items = client.get("/api/v1/cases?limit=200", headers=headers).get_json()
     assert [i["clock"] for i in items if i["id"] == cid] == ["working"]
 
@@ -160,7 +160,7 @@ def test_sla_rules_by_category_and_level_override_defaults(app, worker):
     other = worker.one(report_op(category="sanitation"))["case_id"]
     with app.app_context():
         assert deadlines.current_stage(_case(gas)).limit_minutes == 20
-        assert deadlines.current_stage(_case(other)).limit_minutes == 8 * 60
+        assert deadlines.current_stage(_case(other)).limit_minutes == 140
 
 
 def test_escalate_overdue_twice_is_idempotent(app, runner, worker):
@@ -206,7 +206,7 @@ def test_calendar_import(app, runner, tmp_path):
 
 
 def test_outcome_is_judged_on_the_stages_own_clock(app, worker):
-    """The eve of the National Day week 2026 to the Thursday after: 3 office hours, 8 days of natural time."""
+    """The eve of the National Day week 2026 to the Thursday after: 2 office hours, 7 days 17 h of natural time."""
     yellow = worker.one(report_op(risk="yellow"))["case_id"]
     red = worker.one(report_op(risk="red", category="sanitation"))["case_id"]
     with app.app_context():
@@ -215,10 +215,10 @@ def test_outcome_is_judged_on_the_stages_own_clock(app, worker):
             case = _case(cid)
             stage = deadlines.current_stage(case)
             stage.running_since = cst(2026, 9, 30, 16)
-            ended = deadlines.end_stage(case, cst(2026, 10, 8, 10).astimezone(UTC))
+            ended = deadlines.end_stage(case, cst(2026, 10, 8, 9).astimezone(UTC))
             outcomes[cid] = (ended.clock, ended.outcome, ended.consumed_s)
-        assert outcomes[yellow] == ("working", "on_time", 3 * 3600)  # 16:00-17:30 and 08:30-10:00
-        assert outcomes[red] == ("natural", "overdue", 8 * 86400 - 6 * 3600)
+        assert outcomes[yellow] == ("working", "on_time", 2 * 3600)  # 16:00-17:30 and 08:30-09:00
+        assert outcomes[red] == ("natural", "overdue", 8 * 86400 - 7 * 3600)
         db.session.rollback()
 
 
