@@ -12,6 +12,7 @@ from app.config import Config
 from app.database import normalise_database_url, reset_begin_mode, set_begin_mode
 from app.errors import refuse_nul_input
 from app.extensions import api, db, jwt, limiter, migrate
+from app.ops import ratelimit_store  # registers the gridcase+db:// rate-limit storage
 
 ROOT = Path(__file__).resolve().parent.parent
 PWA_DIR = ROOT / "static" / "pwa"
@@ -83,13 +84,16 @@ def _resolve_config(app: Flask) -> None:
                 raise ConfigError(f"GRIDCASE_{key} must be set outside debug and testing")
             cfg[key] = "dev-only-" + key.lower() + "-not-for-production-0123456789"
     cfg.update(Config.jwt_settings(cfg))
-    cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or "memory://"
+    ratelimit_store.configure(cfg)
 
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True, render_as_batch=True)
     jwt.init_app(app)
+    # The one Limiter merges each app's storage options into what earlier apps gave it (several apps live in
+    # one process in the tests): start from this app's own.
+    limiter._storage_options.clear()
     limiter.init_app(app)
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
