@@ -67,6 +67,28 @@ def pg_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server for this session (started on first use; tests/redisserver.py)."""
+    from redisserver import start_redis
+
+    try:
+        server = start_redis(tmp_path_factory.mktemp("redis"))
+    except (RuntimeError, OSError) as exc:
+        if IN_CI:
+            raise
+        pytest.skip(f"redis-server is not available here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flushall()
+    return redis_server.url
+
+
 def _build_template(url: str, tmp_path: Path) -> None:
     from app import create_app
     from app.demo.services import seed_demo
