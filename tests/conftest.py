@@ -44,6 +44,17 @@ def base_config(tmp_path: Path, url: str) -> dict:
     }
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgresql`` need a database that several nodes share: they run in the
+    ``--db=postgresql`` pass and are deselected (not skipped) in the SQLite one."""
+    if config.getoption("--db") == "postgresql":
+        return
+    keep = [item for item in items if item.get_closest_marker("postgresql") is None]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
 # ---------------------------------------------------------------------------------------------- engines
 
 
