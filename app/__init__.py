@@ -94,6 +94,8 @@ def register_extensions(app: Flask) -> None:
     # The one Limiter merges each app's storage options into what earlier apps gave it (several apps live in
     # one process in the tests): start from this app's own.
     limiter._storage_options.clear()
+    if isinstance(getattr(limiter, "_storage", None), ratelimit_store.DatabaseStorage):
+        limiter._storage.engine.dispose()  # replaced below: close its pooled connections now, not at GC
     limiter.init_app(app)
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
