@@ -27,8 +27,8 @@ from contextlib import nullcontext
 
 from limits.errors import ConfigurationError
 from limits.storage import Storage
-from sqlalchemy import (Column, Float, Index, Integer, String, Table, case, create_engine, delete, event, func,
-                        select)
+from sqlalchemy import (Column, Float, Index, Integer, String, Table, case, create_engine, delete, event,
+                        extract, func, select)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -54,7 +54,7 @@ def _db_now(dialect_name: str):
     """The database's clock in seconds since the epoch: one clock for every node."""
     if dialect_name == "sqlite":
         return (func.julianday("now") - 2440587.5) * 86400.0
-    return func.extract("epoch", func.now())  # the transaction's start: one value within the statement
+    return extract("epoch", func.now())  # the transaction's start: one value within the statement
 
 
 def _storage_key(key: str) -> str:
