@@ -248,7 +248,8 @@ def test_uploads_are_counted_across_four_workers(database_url, tmp_path):
                           extra_env={"GRIDCASE_UPLOAD_RATE_LIMIT_DEVICE": "8 per minute"})
     try:
         login = requests.post(server.url + "/api/v1/auth/login", timeout=15, json={
-            "username": "wanggeyuan", "password": TEST_USERS["wanggeyuan"][2], "device_id": "upload-limit-phone"}).json()
+            "username": "wanggeyuan", "password": TEST_USERS["wanggeyuan"][2],
+            "device_id": "upload-limit-phone"}).json()
         headers = {"Authorization": f"Bearer {login['access_token']}", "Content-Type": "image/jpeg"}
         # Stored once; then "already here" (the body's hash checked each time).
         first = requests.put(f"{server.url}/api/v1/media/{digest}", data=data, timeout=30, headers=headers)

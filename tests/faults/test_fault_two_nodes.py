@@ -64,7 +64,7 @@ class Phone(threading.Thread):
         self.photos = photos
         self.batches = []
         for i, photo in enumerate(photos):
-            self.batches.append([report_op(photos=[sha256(photo)], description=f"两节点{n}-{i}：楼道堆放杂物"),
+            self.batches.append([report_op(photos=[sha256(photo)], description=f"两节点{n}-{i}：楼道杂物"),
                                  report_op(description=f"两节点{n}-{i}：消防通道"),
                                  report_op(description=f"两节点{n}-{i}：电动车充电")])
         self.acked: dict[str, str] = {}  # op_id -> status of its first acknowledgement
