@@ -12,6 +12,7 @@ from app.config import Config
 from app.database import normalise_database_url, reset_begin_mode, set_begin_mode
 from app.errors import refuse_nul_input
 from app.extensions import api, db, jwt, limiter, migrate
+from app.ops import ratelimit_store  # registers the gridcase+db:// rate-limit storage
 
 ROOT = Path(__file__).resolve().parent.parent
 PWA_DIR = ROOT / "static" / "pwa"
@@ -89,13 +90,18 @@ def _resolve_config(app: Flask) -> None:
         OfficeHours.parse(str(cfg["OFFICE_HOURS"]), str(cfg.get("OFFICE_HOURS_SEASONS") or ""))
     except ValueError as exc:
         raise ConfigError(f"GRIDCASE_OFFICE_HOURS / GRIDCASE_OFFICE_HOURS_SEASONS: {exc}") from exc
-    cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or "memory://"
+    ratelimit_store.configure(cfg)
 
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True, render_as_batch=True)
     jwt.init_app(app)
+    # The one Limiter merges each app's storage options into what earlier apps gave it (several apps live in
+    # one process in the tests): start from this app's own.
+    limiter._storage_options.clear()
+    if isinstance(getattr(limiter, "_storage", None), ratelimit_store.DatabaseStorage):
+        limiter._storage.engine.dispose()  # replaced below: close its pooled connections now, not at GC
     limiter.init_app(app)
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},

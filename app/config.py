@@ -57,8 +57,10 @@ class Config:
     LOGIN_RATE_LIMIT = "10 per minute"
     # A whole office behind one NAT address logs in at shift start: generous per address.
     LOGIN_IP_RATE_LIMIT = "60 per minute"
-    # Storage for flask-limiter counters; memory:// is per process, use redis:// with several nodes.
-    RATELIMIT_STORAGE_URI = "memory://"
+    # Where the limits above are counted: gridcase+db:// is the application's database, which every worker and
+    # node shares; redis://host:6379/0 is a Redis they share. memory:// counts in each process on its own
+    # (four workers would allow four times the limit): for tests only.
+    RATELIMIT_STORAGE_URI = "gridcase+db://"
 
     # A sync envelope of 500 ops with Chinese text is well under 2 MB; photos never travel in it.
     SYNC_MAX_BYTES = 4 * 1024 * 1024

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import re
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -150,6 +151,19 @@ class WriteTurn:
             self.held = False
 
 
+_writer = threading.local()  # .conn: the connection through which this thread holds SQLite's write lock
+
+
+def sqlite_writer_of_this_thread():
+    """The connection of this thread whose transaction began IMMEDIATE and is still open, or None. Another
+    connection of the same thread that wanted to write would wait for it for ever (the rate-limit
+    counters join it instead: app/ops/ratelimit_store.py)."""
+    conn = getattr(_writer, "conn", None)
+    if conn is not None and (conn.closed or not conn.in_transaction()):
+        _writer.conn = conn = None
+    return conn
+
+
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn):
     if conn.dialect.name == "sqlite":
@@ -158,6 +172,8 @@ def _sqlite_on_begin(conn):
         if mode == "IMMEDIATE" and turn is not None:
             turn.acquire()
         conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            _writer.conn = conn
 
 
 def _end_turn(conn, end: str) -> None:
@@ -166,6 +182,8 @@ def _end_turn(conn, end: str) -> None:
     COMMIT, and sleep in SQLite's busy handler (1, 2, 5, 10 ms ...). So a writer ends its transaction
     here, then hands the turn on; the driver's own commit or rollback that follows finds no transaction
     and does nothing."""
+    if conn.dialect.name == "sqlite" and getattr(_writer, "conn", None) is conn:
+        _writer.conn = None
     turn = conn.info.get("gridcase_write_turn") if conn.dialect.name == "sqlite" else None
     if turn is None or not turn.held:
         return

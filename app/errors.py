@@ -426,6 +426,13 @@ def handle_unexpected(exc: Exception):
         db.session.rollback()
     except Exception:  # the session may itself be what broke; the 500 must still go out
         log.exception("rollback after an unexpected error failed")
+    from limits.errors import StorageError
+
+    if isinstance(exc, StorageError):
+        # The shared rate-limit store (Redis) did not answer: not now, not broken. The DB store's errors are
+        # the database's own and are judged below.
+        log.warning("rate-limit storage unavailable: %s", exc.storage_error)
+        return problem(503, "service_unavailable", headers={"Retry-After": "5"})
     if _transient_database_error(exc):
         # The database was not there for a moment (a lost or refused connection, a restart, a deadlock or
         # serialization failure outside the sync's own retries): nothing was committed; the phone keeps its

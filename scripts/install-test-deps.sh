@@ -3,6 +3,7 @@
 # Debian 12 machine, skipping whatever is already present:
 #
 #   postgresql      server binaries for tests/pgserver.py (initdb, pg_ctl, postgres)
+#   redis-server    a real Redis for tests/redisserver.py (the rate limits several nodes share)
 #   chromium        /usr/bin/chromium for the Playwright browser tests
 #   fonts-noto-cjk  Chinese glyphs in screenshots
 #   nodejs, npm     node >= 18 for the frontend tooling
@@ -17,7 +18,7 @@ set -euo pipefail
 DRY_RUN=0
 case "${1:-}" in
   -n|--dry-run) DRY_RUN=1 ;;
-  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   "") ;;
   *) echo "usage: $0 [-n|--dry-run]" >&2; exit 2 ;;
 esac
@@ -45,6 +46,8 @@ have_postgresql() {
   done
   return 1
 }
+
+have_redis() { command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]]; }
 
 have_chromium() { [[ -x /usr/bin/chromium ]]; }
 
@@ -79,6 +82,7 @@ want() { pkgs+=("$1"); why+=("$2"); }
 
 have_python_venv || want python3-venv "Python venv (python3 -m venv needs ensurepip)"
 have_postgresql || want postgresql "PostgreSQL server (no initdb under /usr/lib/postgresql/*/bin)"
+have_redis      || want redis-server "Redis server (no redis-server)"
 have_chromium   || want chromium "Chromium (no /usr/bin/chromium)"
 have_cjk_fonts  || want fonts-noto-cjk "Noto CJK fonts (Chinese glyphs)"
 if ! have_node; then
@@ -94,7 +98,7 @@ elif ! have_npm; then
 fi
 
 if (( ${#pkgs[@]} == 0 )); then
-  log "all test dependencies already present (postgresql, chromium, fonts-noto-cjk, node $(node --version), npm $(npm --version))"
+  log "all test dependencies already present (postgresql, redis-server, chromium, fonts-noto-cjk, node $(node --version), npm $(npm --version))"
   exit 0
 fi
 
@@ -151,6 +155,7 @@ done
 fail=0
 have_python_venv || { echo "install-test-deps: python3-venv still missing" >&2; fail=1; }
 have_postgresql || { echo "install-test-deps: postgresql still missing initdb" >&2; fail=1; }
+have_redis      || { echo "install-test-deps: redis-server still missing" >&2; fail=1; }
 have_chromium   || { echo "install-test-deps: /usr/bin/chromium still missing" >&2; fail=1; }
 have_cjk_fonts  || { echo "install-test-deps: fonts-noto-cjk still missing" >&2; fail=1; }
 have_node       || { echo "install-test-deps: node >= $NODE_MIN_MAJOR still missing (got: $(node --version 2>&1 || true))" >&2; fail=1; }

@@ -44,6 +44,17 @@ def base_config(tmp_path: Path, url: str) -> dict:
     }
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgresql`` need a database that several nodes share: they run in the
+    ``--db=postgresql`` pass and are deselected (not skipped) in the SQLite one."""
+    if config.getoption("--db") == "postgresql":
+        return
+    keep = [item for item in items if item.get_closest_marker("postgresql") is None]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
 # ---------------------------------------------------------------------------------------------- engines
 
 
@@ -65,6 +76,28 @@ def pg_server(tmp_path_factory):
         pytest.skip(f"PostgreSQL is not available here: {exc}")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server for this session (started on first use; tests/redisserver.py)."""
+    from redisserver import start_redis
+
+    try:
+        server = start_redis(tmp_path_factory.mktemp("redis"))
+    except (RuntimeError, OSError) as exc:
+        if IN_CI:
+            raise
+        pytest.skip(f"redis-server is not available here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flushall()
+    return redis_server.url
 
 
 def _build_template(url: str, tmp_path: Path) -> None:

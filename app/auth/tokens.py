@@ -79,11 +79,9 @@ def auth_required(*roles: str, refresh: bool = False):
     def decorator(fn):
         @wraps(fn)
         def wrapper(*args, **kwargs):
-            # The rate limiter's key has already verified this request's access token in full (signature,
-            # expiry, type, live session and user: app/ops/security.py); only a request it did not verify
-            # is verified here, so a token costs one decode and one session look-up per request.
-            if refresh or not g.get("limit_claims"):
-                verify_jwt_in_request(refresh=refresh)
+            # The rate limiter's key decoded the token without the database (app/ops/security.py); the
+            # session and user are looked up here, once per request.
+            verify_jwt_in_request(refresh=refresh)
             if roles and current_user.role not in roles:
                 raise Forbidden()
             return fn(*args, **kwargs)

@@ -9,7 +9,7 @@ over TLS (behind a proxy: set GRIDCASE_PROXY_FIX_X_PROTO=1 so the scheme is trus
 from __future__ import annotations
 
 from flask import Flask, current_app, g, request
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -49,17 +49,23 @@ def register(app: Flask) -> None:
 
 
 def _token_claims() -> dict | None:
-    """The request's token claims for the rate-limit keys, decoded once per request (the user and the device
-    limits both ask)."""
+    """The request's access-token claims for the rate-limit keys, decoded once per request (the user and the
+    device limits both ask). Signature and expiry only, no database: the counters are written before the
+    view runs, on a connection of their own, and a session look-up here would already hold SQLite's write
+    lock on the request's connection. The view's own check (auth_required) verifies the session and user."""
     if "limit_claims" in g:
         return g.limit_claims
-    try:
-        verify_jwt_in_request(optional=True)
-        claims = get_jwt() or None
-    except (JWTExtendedException, PyJWTError):
-        claims = None
-    except Exception:  # the view's own auth check reports token problems; the limit just falls back
-        claims = None
+    claims = None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme == "Bearer" and token:
+        try:
+            claims = decode_token(token.strip())
+        except (JWTExtendedException, PyJWTError):
+            claims = None
+        except Exception:  # the view's own auth check reports token problems; the limit just falls back
+            claims = None
+        if claims and claims.get("type") != "access":
+            claims = None
     g.limit_claims = claims
     return claims
 

@@ -218,9 +218,9 @@ def test_production_password_parameters():
 
 
 def test_a_request_verifies_its_token_once(app, client, auth):
-    """The rate limiter's key (a sync is limited per user and per device) and the view share one
-    verification: the token's session and user are looked up once per request; a revoked session is still
-    refused by the view."""
+    """The rate limiter's keys (a sync is limited per user and per device) decode the token without the
+    database; the view verifies it: the token's session and user are looked up once per request, and a
+    revoked session is refused."""
     from app.extensions import jwt
 
     login = auth.login("wanggeyuan")
