@@ -99,14 +99,17 @@ def test_migrated_schema_holds_the_demo_city(empty_app):
         db.session.rollback()
 
 
-def test_a_fresh_upgrade_is_a_working_system(empty_database_url, tmp_path):
+def test_a_fresh_upgrade_is_a_working_system(empty_database_url, tmp_path, request):
     """``db upgrade`` on an empty database, then a region file and one grid worker from the command line, and
     nothing else (no demo): the worker files a report through the sync and it is timed. Upgrading again, or
     running the defaults' migration again, duplicates nothing and undoes no admin's edit."""
     import json
 
     import flask_migrate
-    from conftest import Auth, base_config
+    # tests/conftest.py by its path: the bare name "conftest" may be another directory's in a whole run
+    root = next(p for p in request.config.pluginmanager.get_plugins()
+                if getattr(p, "__file__", None) == __file__.replace("test_migrations.py", "conftest.py"))
+    Auth, base_config = root.Auth, root.base_config
     from factories import TEST_PASSWORD
     from helpers import Phone, report_op
     from sqlalchemy import func, select
