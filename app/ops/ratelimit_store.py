@@ -21,6 +21,7 @@ choice, for nodes that would rather keep the counts off the database.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from contextlib import nullcontext
@@ -34,6 +35,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.database import reset_begin_mode, set_begin_mode, sqlite_writer_of_this_thread
 from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 SCHEME = "gridcase+db"
 KEY_MAX = 255  # flask-limiter's keys are far shorter (prefix, key, endpoint, limit); longer ones are hashed
@@ -115,16 +118,28 @@ class DatabaseStorage(Storage):
         self._maybe_clean_up()
         return int(hits)
 
+    # get and get_expiry serve the X-RateLimit-* headers, which flask-limiter adds after the response is
+    # made: when the database is away they say "nothing counted" rather than turn the response (a 503 that
+    # says so, most likely) into a 500. The counting itself (incr) raises, and the request gets its 503.
+
     def get(self, key: str) -> int:
-        with self._read() as conn:
-            hits = conn.execute(select(counters.c.hits).where(
-                counters.c.key == _storage_key(key), counters.c.expires_at > self._now)).scalar()
+        try:
+            with self._read() as conn:
+                hits = conn.execute(select(counters.c.hits).where(
+                    counters.c.key == _storage_key(key), counters.c.expires_at > self._now)).scalar()
+        except SQLAlchemyError as exc:
+            log.warning("rate-limit counter not read: %s", exc)
+            return 0
         return int(hits or 0)
 
     def get_expiry(self, key: str) -> float:
-        with self._read() as conn:
-            expires_at = conn.execute(select(counters.c.expires_at).where(
-                counters.c.key == _storage_key(key), counters.c.expires_at > self._now)).scalar()
+        try:
+            with self._read() as conn:
+                expires_at = conn.execute(select(counters.c.expires_at).where(
+                    counters.c.key == _storage_key(key), counters.c.expires_at > self._now)).scalar()
+        except SQLAlchemyError as exc:
+            log.warning("rate-limit counter not read: %s", exc)
+            return time.time()
         return float(expires_at) if expires_at is not None else time.time()
 
     def check(self) -> bool:

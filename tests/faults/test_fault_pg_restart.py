@@ -14,7 +14,7 @@ from faultkit import check_database, check_ops
 from helpers import note_op, report_op
 from server import ApiClient, NoAnswer, start_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgresql]  # deselected in the SQLite pass
 
 N_REPORTS = 60
 BATCH = 10
@@ -22,8 +22,7 @@ BUDGET_S = 50.0
 
 
 def test_postgresql_restart_mid_stream(database_url, db_kind, tmp_path, request):
-    if db_kind != "postgresql":
-        pytest.skip("restarts the PostgreSQL server: runs with --db=postgresql only")
+    assert db_kind == "postgresql"
     pg = request.getfixturevalue("pg_server")
     started = time.monotonic()
     ops = []
