@@ -350,12 +350,14 @@ def open_variant(sha256: str, variant: str, user) -> Download:
     key = key_for(object_variant(photo, variant), sha256)
     try:
         path = store.local_path(key)
-        # Sniff with a file of its own: a buffered read on the file that is sent would move the
-        # descriptor's offset, and gunicorn's sendfile starts from there (the first 4 KiB were lost).
         if path is not None:
-            with open(path, "rb") as fh:
-                head = fh.read(16)
-            return Download(photo, variant, _content_type(photo, variant, sniff_format(head)), path=path)
+            kind = "JPEG"  # our own derivative
+            if variant == "original":
+                # Sniff with a file of its own: a buffered read on the file that is sent would move the
+                # descriptor's offset, and gunicorn's sendfile starts from there (the first 4 KiB were lost).
+                with open(path, "rb") as fh:
+                    kind = sniff_format(fh.read(16))
+            return Download(photo, variant, _content_type(photo, variant, kind), path=path)
         stream = store.open(key)
     except FileNotFoundError:
         log.error("photo %s has a row but no %s object", sha256, variant)
