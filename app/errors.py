@@ -30,6 +30,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_found": ("请求的资源不存在或不在您的权限范围内。", "The resource does not exist or is outside your scope."),
     "method_not_allowed": ("该地址不支持此请求方法。", "This method is not allowed on this address."),
     "payload_too_large": ("请求体超过允许的大小。", "The request body is larger than allowed."),
+    "range_not_satisfiable": ("请求的字节范围超出了文件大小。", "The requested byte range is outside the file."),
     "too_many_ops": ("一次同步的操作过多（上限 {limit} 条）。", "Too many ops in one sync (limit {limit})."),
     "unsupported_media_type": ("不支持的内容类型。", "Unsupported content type."),
     "rate_limited": ("请求过于频繁，请稍后再试。", "Too many requests; try again later."),
@@ -319,6 +320,7 @@ _HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "validation_failed",
     429: "rate_limited",
     503: "service_unavailable",
@@ -373,6 +375,8 @@ def handle_http_exception(exc: HTTPException):
     headers = {}
     if status == 405 and getattr(exc, "valid_methods", None):
         headers["Allow"] = ", ".join(exc.valid_methods)
+    if status == 416 and getattr(exc, "length", None) is not None:
+        headers["Content-Range"] = f"{exc.units} */{exc.length}"  # how long the object is (RFC 9110 15.5.17)
     if status == 429:
         retry_after = getattr(exc, "retry_after", None)
         headers["Retry-After"] = str(retry_after or 60)
