@@ -123,24 +123,22 @@ class DatabaseStorage(Storage):
     # says so, most likely) into a 500. The counting itself (incr) raises, and the request gets its 503.
 
     def get(self, key: str) -> int:
-        try:
-            with self._read() as conn:
-                hits = conn.execute(select(counters.c.hits).where(
-                    counters.c.key == _storage_key(key), counters.c.expires_at > self._now)).scalar()
-        except SQLAlchemyError as exc:
-            log.warning("rate-limit counter not read: %s", exc)
-            return 0
+        hits = self._read_live(counters.c.hits, key)
         return int(hits or 0)
 
     def get_expiry(self, key: str) -> float:
+        expires_at = self._read_live(counters.c.expires_at, key)
+        return float(expires_at) if expires_at is not None else time.time()
+
+    def _read_live(self, column, key: str):
+        """One column of the key's live counter, or None (none, or the database away: logged)."""
         try:
             with self._read() as conn:
-                expires_at = conn.execute(select(counters.c.expires_at).where(
+                return conn.execute(select(column).where(
                     counters.c.key == _storage_key(key), counters.c.expires_at > self._now)).scalar()
         except SQLAlchemyError as exc:
             log.warning("rate-limit counter not read: %s", exc)
-            return time.time()
-        return float(expires_at) if expires_at is not None else time.time()
+            return None
 
     def check(self) -> bool:
         try:
