@@ -103,6 +103,7 @@ ROUTES = {
     ("GET", "/api/v1/media/<sha256>"): lambda c, h, o, p: c.get(f"/api/v1/media/{o['photo']}?variant=thumb", headers=h),
     ("GET", "/api/v1/stats"): lambda c, h, o, p: c.get(f"/api/v1/stats?region={TOWN_A}", headers=h),
     ("GET", "/api/v1/points"): lambda c, h, o, p: c.get(f"/api/v1/points?region={TOWN_A}", headers=h),
+    ("GET", "/api/v1/admin/audit"): lambda c, h, o, p: c.get("/api/v1/admin/audit?limit=500", headers=h),
     ("GET", "/open311/v2/services.json"):
         lambda c, h, o, p: c.get(f"/open311/v2/services.json?jurisdiction_id={TOWN_A}", headers=h),
     ("GET", "/open311/v2/requests.json"): lambda c, h, o, p: c.get("/open311/v2/requests.json", headers=h),
