@@ -17,6 +17,7 @@ from marshmallow import (
 
 from app.cases.models import RISK_LEVELS
 from app.stats.schemas import Instant
+from app.sync.schemas import MAX_DESCRIPTION, Text
 
 MAX_IDS = 1000  # the spec's default page: at most 1000 requests per answer
 STATUSES = ("open", "closed")
@@ -77,7 +78,8 @@ class RequestIn(Schema):
     # Gridcase's address ids are micro-grid codes (GET /api/v1/regions/locate finds one).
     address_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 32))
     address_string = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
-    description = fields.String(load_default="", allow_none=True)
+    # As a phone's report: no control characters (PostgreSQL text cannot hold NUL), the same length limit.
+    description = Text(load_default="", allow_none=True, validate=validate.Length(max=MAX_DESCRIPTION))
     media_url = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"},
                            metadata={"format": "uri", "pattern": (  # what fields.Url takes, simplified
                                r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,6}"

@@ -9,8 +9,10 @@ import uuid
 import boto3
 import pytest
 from PIL import Image
-from conftest import BUCKET
 from helpers import Phone, report_op
+
+
+BUCKET = "gridcase-test"  # the one bucket of the session's moto server (tests/media/conftest.py)
 
 
 @pytest.fixture

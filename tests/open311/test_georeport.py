@@ -182,6 +182,10 @@ def test_the_same_case_as_a_phone_report(app, client, worker):
      "validation_failed"),
     ({"service_code": "fire_hazard", "lat": INSIDE_A1_1[0], "long": INSIDE_A1_1[1], "media_url": "file:///etc"},
      "media_url", "validation_failed"),
+    ({"service_code": "fire_hazard", "lat": INSIDE_A1_1[0], "long": INSIDE_A1_1[1], "description": "门口\x07有火"},
+     "description", "validation_failed"),
+    ({"service_code": "fire_hazard", "lat": INSIDE_A1_1[0], "long": INSIDE_A1_1[1], "description": "隐" * 2001},
+     "description", "validation_failed"),
 ])
 def test_bad_requests_are_problem_json(app, client, worker, data, field, code):
     response = post(client, worker, data=data, status=422)
