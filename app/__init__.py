@@ -91,6 +91,12 @@ def _resolve_config(app: Flask) -> None:
     except ValueError as exc:
         raise ConfigError(f"GRIDCASE_OFFICE_HOURS / GRIDCASE_OFFICE_HOURS_SEASONS: {exc}") from exc
     ratelimit_store.configure(cfg)
+    from app.ops.metrics import allowed_networks
+
+    try:
+        cfg["METRICS_NETWORKS"] = allowed_networks(str(cfg.get("METRICS_ALLOW") or ""))
+    except ValueError as exc:
+        raise ConfigError(f"GRIDCASE_METRICS_ALLOW: {exc}") from exc
 
 
 def register_extensions(app: Flask) -> None:

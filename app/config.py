@@ -43,8 +43,10 @@ class Config:
     # Logs: one JSON object a line (text when developing).
     LOG_FORMAT = "json"
     LOG_LEVEL = "INFO"
-    # /metrics is open by default (restrict it at the proxy); set a token to require "Bearer <token>".
+    # /metrics answers a scraper that sends "Authorization: Bearer <METRICS_TOKEN>" (when one is set) or that
+    # connects from a network in METRICS_ALLOW (comma-separated CIDRs; "" for none); anyone else gets a 404.
     METRICS_TOKEN = ""
+    METRICS_ALLOW = "127.0.0.0/8,::1"
     # Behind nginx: how many proxies set X-Forwarded-For / -Proto (0: trust none).
     PROXY_FIX_X_FOR = 0
     PROXY_FIX_X_PROTO = 0

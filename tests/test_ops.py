@@ -122,11 +122,38 @@ def test_metrics(client, auth):
 class TestMetricsToken:
     @pytest.fixture
     def app_config(self):
-        return {"METRICS_TOKEN": "scrape-secret"}
+        return {"METRICS_TOKEN": "scrape-secret", "METRICS_ALLOW": ""}  # the token only, from anywhere
 
     def test_token_required(self, client):
-        assert client.get("/metrics").status_code == 401
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-secret"}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 404 and refused.get_json()["code"] == "not_found"  # like no route
         assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+
+
+class TestMetricsAllowList:
+    @pytest.fixture
+    def app_config(self):
+        return {"METRICS_ALLOW": "10.20.0.0/16, 2001:db8::/32"}
+
+    @pytest.mark.parametrize("address,status", [("10.20.3.4", 200), ("2001:db8::7", 200), ("10.21.0.1", 404),
+                                                ("127.0.0.1", 404), ("192.168.1.9", 404)])
+    def test_only_the_listed_networks(self, client, address, status):
+        assert client.get("/metrics", environ_base={"REMOTE_ADDR": address}).status_code == status
+
+
+def test_by_default_only_this_machine_may_scrape(client):
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.5"}).status_code == 404
+
+
+def test_a_wrong_allow_list_stops_the_app_at_start(tmp_path):
+    from app import ConfigError, create_app
+
+    with pytest.raises(ConfigError, match="GRIDCASE_METRICS_ALLOW"):
+        create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+                    "METRICS_ALLOW": "10.0.0.0/33"})
 
 
 def test_security_headers(client):
@@ -198,3 +225,20 @@ def test_access_log_names_the_user_without_loading_it_again(app, client, auth, c
     # the token's look-up of its session joined to its user, and none for the log line (nor for the sync,
     # which keeps the user its read part loaded)
     assert len(selects) == 1 and "FROM auth_sessions" in selects[0], selects
+
+
+@pytest.mark.slow
+def test_metrics_access_through_gunicorn(database_url, tmp_path):
+    """Through a real gunicorn (its own remote address, its workers' summed counters): this machine is not in
+    the allow-list, so only the token opens /metrics; everyone else sees a route that does not exist."""
+    import requests
+    from server import start_server
+
+    env = {"GRIDCASE_METRICS_TOKEN": "scrape-secret", "GRIDCASE_METRICS_ALLOW": "10.0.0.0/8"}
+    with start_server(database_url, tmp_path, workers=2, extra_env=env) as server:
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            refused = requests.get(f"{server.url}/metrics", headers=headers, timeout=10)
+            assert refused.status_code == 404 and refused.json()["code"] == "not_found"
+        scraped = requests.get(f"{server.url}/metrics", headers={"Authorization": "Bearer scrape-secret"},
+                               timeout=10)
+        assert scraped.status_code == 200 and "gridcase_calendar_days_ahead" in scraped.text

@@ -5,6 +5,8 @@ does) so every worker's counters add up."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 import time
 
@@ -13,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, multiprocess
 from sqlalchemy import func, select
 
-from app.errors import Unauthorized
+from app.errors import NotFound
 from app.extensions import db
 
 REQUESTS = Counter("gridcase_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
@@ -59,11 +61,26 @@ def _database_gauges() -> str:
     return "\n".join(lines) + "\n"
 
 
+def allowed_networks(value: str) -> tuple:
+    """The networks of ``GRIDCASE_METRICS_ALLOW`` ("10.0.0.0/8, ::1"); a wrong entry stops the app at start."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+
+
+def _may_scrape() -> bool:
+    token = current_app.config.get("METRICS_TOKEN")
+    if token and hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return True
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return any(address in network for network in current_app.config["METRICS_NETWORKS"])
+
+
 @blp.get("/metrics")
 def metrics():
-    token = current_app.config.get("METRICS_TOKEN")
-    if token and request.headers.get("Authorization") != f"Bearer {token}":
-        raise Unauthorized()
+    if not _may_scrape():
+        raise NotFound()  # not advertised: to anyone else it is a route that does not exist
     body = generate_latest(_registry()).decode() + _database_gauges()
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
