@@ -50,12 +50,12 @@ class UnitOfWork:
     def bulk(self) -> Iterator[UnitOfWork]:
         """Rows added inside are queued and written together (by ``flush`` or ``finish``); the session does
         not autoflush meanwhile. For ops that check everything that can refuse them before their first write."""
-        self.queueing = True
+        before, self.queueing = self.queueing, True
         try:
             with db.session.no_autoflush:
                 yield self
         finally:
-            self.queueing = False
+            self.queueing = before
 
     def add(self, model, **values):
         """A new row: an ORM object added to the session, or (in ``bulk``) a plain row queued for one

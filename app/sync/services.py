@@ -605,7 +605,7 @@ _device_upserts: dict[tuple[str, bool], object] = {}
 def _record_device(user: User, envelope: dict, now: datetime) -> None:
     """The phone's last contact and its outbox, in one upsert (no ORM load of the device and its user
     inside the write transaction; the statement is built once). Without autoflush: the cases changed so
-    far are flushed once, after ``finish_changes`` has stamped them, as one UPDATE each (flushed here, each
+    far are flushed once, after ``unit_of_work.finish`` has stamped them, as one UPDATE each (flushed here, each
     would be updated twice: a new row version and an entry in every index of ``cases`` for the stamp
     alone)."""
     outbox = envelope.get("outbox")
