@@ -150,8 +150,8 @@ def stage_limit(stage: str, case: Case) -> dict:
 
 
 def current_stage(case: Case) -> CaseStage | None:
-    return db.session.scalars(select(CaseStage).where(CaseStage.case_id == case.id, CaseStage.ended_at.is_(None))
-                              .order_by(CaseStage.started_at.desc())).first()
+    """The stage running on the case (the latest started of those not ended), or None."""
+    return unit_of_work.current().running_stage(case)
 
 
 def schedule(stage: CaseStage, case: Case, calendar: Calendar, now: datetime) -> None:

@@ -3,17 +3,13 @@ conflicts it leaves. The base values are read back from the event log."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import and_, or_, select
-
 from app.auth.scope import case_visible, in_subtree
 from app.cases import deadlines, unit_of_work
 from app.cases.actions import (
     Actor, Outcome, Refused, can_edit, category_row, get_case, open_conflict, require_base_version, require_case_for_op,
     start,
 )
-from app.cases.models import Case, CaseEvent, CaseStage, Conflict, cell_of
+from app.cases.models import Case, Conflict, cell_of
 from app.cases.reports import resolve_location
 from app.errors import Forbidden, NotFound
 from app.extensions import db
@@ -21,18 +17,10 @@ from app.regions.models import LEVELS, Region
 
 
 def values_at(case: Case, version: int, names: list[str]) -> dict:
-    """The values the fields had at ``version``, read back from the event log (or from the events a sync
-    batch read up front for this case, see ``prefetch_for_updates``)."""
+    """The values the fields had at ``version``, read back from the event log."""
     values: dict = {}
     if version < case.version:
-        known = unit_of_work.current().cache.get("events", {}).get(case.id)
-        if known is not None and known[0] <= version:
-            rows = (diff for v, diff in known[1] if v > version)
-        else:
-            rows = db.session.scalars(select(CaseEvent.changes).where(CaseEvent.case_id == case.id,
-                                                                      CaseEvent.version > version)
-                                      .order_by(CaseEvent.version))
-        for changes in rows:
+        for changes in unit_of_work.current().changes_after(case, version):
             for name in names:
                 if name in changes and name not in values:
                     values[name] = changes[name][0]
@@ -115,7 +103,7 @@ def update_case(actor: Actor, case: Case, base_version: int, changes: dict, *, r
     for name, base_value, server_value, client_value in diverged:
         open_conflict(actor, case, outcome, base_version, name, base_value, server_value, client_value)
     if {"risk_level", "category"} & set(applied):
-        _limits_changed(case, actor.now)
+        deadlines.on_limits_changed(case, actor.now)
     if applied or outcome.conflicts:
         data = {"base_version": base_version}
         if outcome.conflicts:
@@ -142,45 +130,6 @@ def _three_way(case: Case, base_version: int, client: dict, redirected: bool) ->
         else:
             diverged.append((name, None if redirected else base_value, server_value, client_value))
     return apply, diverged
-
-
-def _limits_changed(case: Case, now: datetime) -> None:
-    """``deadlines.on_limits_changed``, with the running stage a sync batch read up front when it has it."""
-    known = unit_of_work.current().cache.get("open_stages")
-    if known is None or case.id not in known:
-        deadlines.on_limits_changed(case, now)
-        return
-    stage = known[case.id]
-    if stage is not None:
-        deadlines.relimit(stage, case, deadlines.Calendar.load(), now)
-
-
-def prefetch_for_updates(found: dict[str, Case], bases: dict[str, int]) -> None:
-    """For a sync batch whose ops on these (loaded) cases are all ``case.update``: their running stages and
-    the events after the oldest base version each op names, one query each. ``values_at`` and the merge
-    then read them from memory; ``UnitOfWork.event`` keeps the events up to date as the batch adds its own. Only
-    while the batch runs without savepoints (nothing rolled back under the cache): the first op that needs
-    one calls ``UnitOfWork.forget_prefetched``."""
-    if not found:
-        return
-    cache = unit_of_work.current().cache
-    stages = cache.setdefault("open_stages", {})
-    stages.update((cid, None) for cid in found)
-    for stage in db.session.scalars(select(CaseStage).where(CaseStage.case_id.in_(list(found)),
-                                                            CaseStage.ended_at.is_(None))
-                                    .order_by(CaseStage.started_at)):
-        stages[stage.case_id] = stage  # the latest started, as deadlines.current_stage picks
-    events = cache.setdefault("events", {})
-    older = {cid: base for cid, base in bases.items() if cid in found and base < found[cid].version}
-    for cid, case in found.items():
-        events[cid] = (min(older.get(cid, case.version), case.version), [])
-    if older:
-        t = CaseEvent.__table__.c
-        for cid, version, diff in db.session.execute(
-                select(t.case_id, t.version, t.changes)
-                .where(or_(*(and_(t.case_id == cid, t.version > base) for cid, base in older.items())))
-                .order_by(t.case_id, t.version)):
-            events[cid][1].append((version, diff))
 
 
 # ---------------------------------------------------------------------------------------------- conflicts

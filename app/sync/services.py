@@ -156,9 +156,9 @@ def _dispatch(actor: actions.Actor, op: dict, skew_flag: bool,
 
 def _log(op_id: str, digest: str, op: dict, actor: actions.Actor, result: dict, received_at: datetime) -> OpLog:
     return unit_of_work.current().add(
-        OpLog, op_id=op_id, payload_hash=digest, type=op["type"], user_id=actor.user.id, device_id=actor.device_id or "",
-        seq=op.get("seq"), case_id=result.get("case_id"), status=result["status"], result=result,
-        received_at=received_at, applied_at=utcnow())
+        OpLog, op_id=op_id, payload_hash=digest, type=op["type"], user_id=actor.user.id,
+        device_id=actor.device_id or "", seq=op.get("seq"), case_id=result.get("case_id"), status=result["status"],
+        result=result, received_at=received_at, applied_at=utcnow())
 
 
 class _Unsafe(Exception):
@@ -202,8 +202,8 @@ class Batch:
                     bases[case_id] = min(bases.get(case_id, op["base_version"]), op["base_version"])
         self.fast_updates = {cid for cid, types in kinds.items() if types == {"case.update"} and cid in loaded
                              and loaded[cid].state != "merged" and cid not in report_ids}
-        merge.prefetch_for_updates({cid: loaded[cid] for cid in self.fast_updates},
-                                   {cid: bases[cid] for cid in self.fast_updates if cid in bases})
+        unit_of_work.current().prefetch({cid: loaded[cid] for cid in self.fast_updates},
+                                        {cid: bases[cid] for cid in self.fast_updates if cid in bases})
         # Cases that only case.note ops touch: their notes are appended as rows too, the note ids that exist
         # already read for all of them at once.
         self.fast_notes = {cid for cid, types in kinds.items() if types == {"case.note"} and cid in loaded
