@@ -60,7 +60,8 @@ def _params(action: str) -> dict:
 @pytest.fixture
 def town(app):
     """Build the cases of CASES; returns their ids by name."""
-    from app.cases import actions, reports, transitions, unit_of_work
+    from app.cases import reports, transitions, unit_of_work
+    from app.cases.actions import Actor
     from app.cases.models import CaseStage
     from app.devices.models import Device
     from app.extensions import db
@@ -70,14 +71,14 @@ def town(app):
     with app.app_context():
         users = {u.username: u for u in db.session.scalars(select(User))}
         for name, (reporter, micro, category, colour, reported, actions, closed, hours, late) in CASES.items():
-            actor = actions.Actor(user=users[reporter])
+            actor = Actor(user=users[reporter])
             report = {"id": str(uuid.uuid4()), "category": category, "risk_level": colour,
                       "description": f"测试事件 {name}", "micro_grid_id": micro, "location": None,
                       "handled_on_spot": name == "c5"}
             case, _ = reports.create_case(actor, report)
             reviewer = users["reviewer_b" if name == "c9" else "reviewer"]
             for action in actions:
-                transitions.transition(actions.Actor(user=reviewer), case, action, case.version, _params(action))
+                transitions.transition(Actor(user=reviewer), case, action, case.version, _params(action))
             unit_of_work.finish()
             db.session.flush()
             case.reported_at = reported

@@ -60,7 +60,8 @@ def _sums(conn) -> dict:
 def _mix(app, rng: random.Random, steps: int) -> None:
     """Create cases and move them at random through the workflow, with edits (colour, category, moves to
     another micro-grid), then shift their times around as the dashboards' history would have them."""
-    from app.cases import actions, merge, reports, transitions, unit_of_work, workflow
+    from app.cases import merge, reports, transitions, unit_of_work, workflow
+    from app.cases.actions import Actor
     from app.cases.models import OPEN_STATES, Case, CaseStage
     from app.errors import DomainError
     from app.extensions import db
@@ -71,7 +72,7 @@ def _mix(app, rng: random.Random, steps: int) -> None:
         admin = db.session.scalar(select(User).where(User.username == "admin"))
         ids = []
         for step in range(steps):
-            actor = actions.Actor(user=admin)
+            actor = Actor(user=admin)
             if not ids or rng.random() < 0.25:
                 report = {"id": str(uuid.uuid4()), "category": rng.choice(CATEGORIES),
                           "risk_level": rng.choice(COLOURS), "description": f"随机事件 {step}",
