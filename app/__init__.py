@@ -45,9 +45,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_commands(app)
+    register_hooks(app)
     register_request_hooks(app)
     register_operations(app)
     return app
+
+
+def register_hooks(app: Flask) -> None:
+    """The features' hooks into one another (app/cases/hooks.py), wired here rather than on import."""
+    from app.cases import hooks as case_hooks
+    from app.stats import points
+
+    case_hooks.register(app)
+    points.register(app)
 
 
 def register_operations(app: Flask) -> None:

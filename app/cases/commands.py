@@ -8,9 +8,10 @@ from datetime import date
 import click
 from flask.cli import AppGroup
 
+from app.cases import unit_of_work
 from app.cases.deadlines import COVERAGE_AHEAD_DAYS, coverage
 from app.cases.models import CalendarDay
-from app.cases.services import escalate_overdue, finish_changes
+from app.cases.transitions import escalate_overdue
 from app.extensions import db
 
 cases_cli = AppGroup("cases", help="Case maintenance.")
@@ -24,7 +25,7 @@ def escalate_overdue_command():
     """Escalate every overdue open case one handling level (once per stage) and record why. Run it from
     cron every few minutes; running it again changes nothing."""
     escalated = escalate_overdue()
-    finish_changes()
+    unit_of_work.finish()
     db.session.commit()
     click.echo(f"escalated {len(escalated)} overdue case(s)")
     for case in escalated:

@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import and_, extract, func, select
 from sqlalchemy import case as sql_case
 
+from app.cases import unit_of_work
 from app.cases.clock import CHINA, DEFAULT_OFFICE_HOURS, NaturalClock, OfficeHours, WorkingClock, office_hours
 from app.cases.models import CalendarDay, Case, CaseStage, SlaRule
 from app.extensions import db
@@ -34,10 +35,6 @@ DEFAULT_LIMITS_MIN = {
     ("close", "red"): 24 * 60, ("close", "yellow"): 72 * 60, ("close", "blue"): 7 * 24 * 60,
 }
 DEFAULT_CLOCK = {"red": "natural", "yellow": "working", "blue": "working"}
-STAGE_ENDS = {
-    "accept": ("accept", "return", "reject", "merge"),
-    "close": ("verify_close", "reject", "merge"),
-}
 # What the figures count on which clock (the stats API says so beside each figure).
 ON_TIME_CLOCK = "rule"  # each stage on its own rule's clock
 HOURS_TO_CLOSE_CLOCK = "natural"
@@ -47,9 +44,7 @@ HOURS_TO_CLOSE_CLOCK = "natural"
 
 
 def _cache() -> dict:
-    from app.cases.services import changes
-
-    return changes().cache
+    return unit_of_work.current().cache
 
 
 # Changes whenever a day is added, removed, moved or flipped between day off and workday.
@@ -155,11 +150,12 @@ def stage_limit(stage: str, case: Case) -> dict:
 
 
 def current_stage(case: Case) -> CaseStage | None:
-    return db.session.scalars(select(CaseStage).where(CaseStage.case_id == case.id, CaseStage.ended_at.is_(None))
-                              .order_by(CaseStage.started_at.desc())).first()
+    """The stage running on the case (the latest started of those not ended), or None."""
+    return unit_of_work.current().running_stage(case)
 
 
-def _schedule(stage: CaseStage, case: Case, calendar: Calendar, now: datetime) -> None:
+def schedule(stage: CaseStage, case: Case, calendar: Calendar, now: datetime) -> None:
+    """Work out the stage's deadline and warning from the time it has left, and copy them onto the case."""
     limit_s = stage.limit_minutes * 60
     if stage.running_since is None:
         stage.due_at = stage.warn_at = None
@@ -175,7 +171,7 @@ def start_stage(case: Case, name: str, now: datetime, calendar: Calendar | None 
     stage = CaseStage(case_id=case.id, stage=name, started_at=now, **stage_limit(name, case),
                       consumed_s=0.0, running_since=None if case.suspended_at else now)
     db.session.add(stage)
-    _schedule(stage, case, calendar, now)
+    schedule(stage, case, calendar, now)
     return stage
 
 
@@ -193,13 +189,14 @@ def relimit(stage: CaseStage, case: Case, calendar: Calendar, now: datetime) -> 
         stage.consumed_s = used_seconds(stage, calendar, now)
         stage.running_since = now
     stage.limit_minutes, stage.clock = minutes, clock
-    _schedule(stage, case, calendar, now)
+    schedule(stage, case, calendar, now)
 
 
-def end_stage(case: Case, now: datetime, calendar: Calendar | None = None) -> CaseStage | None:
-    """Freeze the running stage's outcome: on time or overdue."""
+def end_stage(case: Case, now: datetime, calendar: Calendar | None = None, *,
+              only: str | None = None) -> CaseStage | None:
+    """Freeze the running stage's outcome: on time or overdue (``only``: if it is the stage of that name)."""
     stage = current_stage(case)
-    if stage is None:
+    if stage is None or only is not None and stage.stage != only:
         return None
     calendar = calendar or Calendar.load()
     used = used_seconds(stage, calendar, now)
@@ -223,7 +220,7 @@ def pause(case: Case, now: datetime) -> None:
     calendar = Calendar.load()
     stage.consumed_s = used_seconds(stage, calendar, now)
     stage.running_since = None
-    _schedule(stage, case, calendar, now)
+    schedule(stage, case, calendar, now)
 
 
 def resume(case: Case, now: datetime) -> None:
@@ -231,7 +228,23 @@ def resume(case: Case, now: datetime) -> None:
     if stage is None or stage.running_since is not None:
         return
     stage.running_since = now
-    _schedule(stage, case, Calendar.load(), now)
+    schedule(stage, case, Calendar.load(), now)
+
+
+def light_at(now: datetime, due_at: datetime | None, warn_at: datetime | None,
+             stopped_fraction: float | None) -> str | None:
+    """The traffic light, the one rule for it: a running clock (``due_at`` set) is red from its deadline,
+    yellow from its warning; a stopped clock (suspended) keeps the colour of the share of its limit it had
+    used (``stopped_fraction``; None: no timed stage)."""
+    if due_at is None:
+        if stopped_fraction is None:
+            return None
+        return "red" if stopped_fraction >= 1 else "yellow" if stopped_fraction >= WARN_FRACTION else "green"
+    if now >= due_at:
+        return "red"
+    if warn_at is not None and now >= warn_at:
+        return "yellow"
+    return "green"
 
 
 def light(case: Case, now: datetime) -> str | None:
@@ -240,14 +253,8 @@ def light(case: Case, now: datetime) -> str | None:
     if stage is None:
         return None
     if stage.running_since is None:
-        fraction = stage.consumed_s / (stage.limit_minutes * 60)
-    elif case.due_at is not None and now >= case.due_at:
-        return "red"
-    elif case.warn_at is not None and now >= case.warn_at:
-        return "yellow"
-    else:
-        return "green"
-    return "red" if fraction >= 1 else "yellow" if fraction >= WARN_FRACTION else "green"
+        return light_at(now, None, None, stage.consumed_s / (stage.limit_minutes * 60))
+    return light_at(now, case.due_at, case.warn_at, None)
 
 
 def stage_view(case: Case, now: datetime) -> dict | None:
@@ -268,7 +275,8 @@ def overdue_criterion(now: datetime):
     return and_(Case.due_at.is_not(None), Case.due_at <= now)
 
 
-# ---------------------------------------------------------------------------------------------- hooks
+# ---------------------------------------------------------------------------------------------- effects
+# (named in app/cases/workflow.py's EFFECTS, run by app/cases/transitions.py)
 
 
 def on_limits_changed(case: Case, now: datetime) -> None:
@@ -283,32 +291,7 @@ def on_created(case: Case, now: datetime) -> None:
     start_stage(case, "close" if case.state == "resolved" else "accept", now)
 
 
-def on_transition(actor, case: Case, row, changes: dict, data: dict) -> None:
-    """Runs inside every transition (app.cases.hooks): ends, starts, pauses and resumes the clocks."""
-    now = actor.now
-    action = row.action
-    if action == "suspend":
-        pause(case, now)
-        return
-    if action == "resume":
-        resume(case, now)
-        return
-    if action == "escalate":
-        on_limits_changed(case, now)  # the limits may differ by level
-        return
-    calendar = Calendar.load()
-    stage = current_stage(case)
-    if stage is not None and action in STAGE_ENDS.get(stage.stage, ()):
-        ended = end_stage(case, now, calendar)
-        data.setdefault("stage_outcome", {})[ended.stage] = ended.outcome
-    if action == "accept":
-        case.accepted_at = now
-        start_stage(case, "close", now, calendar)
-    elif action == "resubmit":
-        start_stage(case, "accept", now, calendar)
-    elif action == "reopen":
-        start_stage(case, "close", now, calendar)
-    if action == "verify_close":
-        case.hours_to_close = round(calendar.clock(HOURS_TO_CLOSE_CLOCK).seconds(case.reported_at, now) / 3600, 2)
-    elif action == "reopen":
-        case.hours_to_close = None
+def stamp_hours_to_close(case: Case, now: datetime) -> None:
+    """Hours from the report to its close-out, in natural hours (``HOURS_TO_CLOSE_CLOCK``)."""
+    clock = Calendar.load().clock(HOURS_TO_CLOSE_CLOCK)
+    case.hours_to_close = round(clock.seconds(case.reported_at, now) / 3600, 2)

@@ -9,6 +9,7 @@ from app.auth.scope import case_visible
 from app.cases import deadlines
 from app.cases.conflicts import list_conflicts
 from app.cases.models import Case, CaseEvent, CaseNote, CasePhoto
+from app.cases.notes import missing_photos
 from app.database import utcnow
 from app.extensions import db
 from app.users.models import User
@@ -34,8 +35,6 @@ def case_to_dict(case: Case, usernames: dict[int, str], photos: list[dict]) -> d
 
 def case_page(case: Case, user: User) -> dict:
     """Everything a reviewer needs on one case; who changed what and when is the timeline."""
-    from app.cases.services import missing_photos
-
     events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                                      .order_by(CaseEvent.version)))
     links = list(db.session.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id)

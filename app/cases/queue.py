@@ -15,19 +15,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (
-    Select,
-    String,
-    and_,
-    cast,
-    exists,
-    func,
-    not_,
-    or_,
-    select,
-    type_coerce,
-    union,
-)
+from sqlalchemy import Select, String, and_, cast, exists, func, not_, or_, select, type_coerce, union
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
@@ -35,7 +23,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BooleanClauseList
 
 from app.auth.scope import case_criterion, region_visible, subtree_criterion
-from app.cases.deadlines import WARN_FRACTION, overdue_criterion
+from app.cases.deadlines import light_at, overdue_criterion
 from app.cases.models import Case, CaseStage, Conflict
 from app.database import utcnow
 from app.errors import NotFound, ValidationFailed, language
@@ -263,19 +251,10 @@ def after(stmt: Select, sort: str, value, case_id: str) -> Select:
 
 
 def light_of(row, now: datetime) -> str | None:
-    """deadlines.light, from the row's own columns (no query per case)."""
+    """``deadlines.light_at`` from the row's own columns (no query per case)."""
     if row.stage is None:
         return None
-    if row.due_at is None:  # clock stopped: the colour it had when it stopped
-        fraction = row.paused_fraction
-        if fraction is None:
-            return None
-        return "red" if fraction >= 1 else "yellow" if fraction >= WARN_FRACTION else "green"
-    if now >= row.due_at:
-        return "red"
-    if row.warn_at is not None and now >= row.warn_at:
-        return "yellow"
-    return "green"
+    return light_at(now, row.due_at, row.warn_at, row.paused_fraction)
 
 
 def _iso(value: datetime | None) -> str | None:

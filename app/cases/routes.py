@@ -11,22 +11,12 @@ from sqlalchemy import select
 
 from app.auth.scope import case_visible
 from app.auth.tokens import auth_required, current_session, current_user
-from app.cases import deadlines, detail, exports, queue, services, workflow
+from app.cases import actions, deadlines, detail, exports, merge, queue, transitions, unit_of_work, workflow
 from app.cases.conflicts import list_conflicts
 from app.cases.models import Case, Category, Conflict
 from app.cases.schemas import (
-    CALENDAR_DEFAULT_DAYS,
-    BulkTransitionIn,
-    CalendarOut,
-    CalendarQuery,
-    CategoryOut,
-    ConflictOut,
-    ConflictQuery,
-    ExportQuery,
-    QueueQuery,
-    ResolveIn,
-    TransitionIn,
-    WorkflowRowOut,
+    CALENDAR_DEFAULT_DAYS, BulkTransitionIn, CalendarOut, CalendarQuery, CategoryOut, ConflictOut, ConflictQuery,
+    ExportQuery, QueueQuery, ResolveIn, TransitionIn, WorkflowRowOut,
 )
 from app.database import utcnow
 from app.errors import DomainError, NotFound, message
@@ -108,15 +98,15 @@ def case_export(args):
 def case_transition(data, case_id: str):
     """Move one case through the workflow online, exactly as a phone's ``case.transition`` op would: a stale
     ``base_version`` is merged (already done: no-op; impossible now: a conflict), never overwritten."""
-    case = services.get_case(case_id.lower(), lock=True)
+    case = actions.get_case(case_id.lower(), lock=True)
     if case is None or not case_visible(case, current_user):
         raise NotFound()
-    case, redirected = services.follow_merges(case, lock=True)
+    case, redirected = actions.follow_merges(case, lock=True)
     params = {k: data.get(k) for k in ("note", "reason", "assignee", "unit", "target")}
     try:
-        outcome = services.transition(_actor(), case, data["action"], data["base_version"], params,
+        outcome = transitions.transition(_actor(), case, data["action"], data["base_version"], params,
                                       redirected=redirected)
-        services.finish_changes()
+        unit_of_work.finish()
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -147,8 +137,8 @@ def bulk_transition(data):
         touched = set(db.session.info.get("gridcase_touched", set()))
         savepoint = db.session.begin_nested()
         try:
-            case, redirected = services.follow_merges(found[cid], lock=True)
-            outcome = services.transition(actor, case, data["action"], entry["base_version"], params,
+            case, redirected = actions.follow_merges(found[cid], lock=True)
+            outcome = transitions.transition(actor, case, data["action"], entry["base_version"], params,
                                           redirected=redirected)
             db.session.flush()
             savepoint.commit()
@@ -166,14 +156,14 @@ def bulk_transition(data):
         if outcome.conflicts:
             result["conflicts"] = outcome.conflicts
         results.append(result)
-    services.finish_changes()
+    unit_of_work.finish()
     db.session.commit()
     return jsonify(results)
 
 
-def _actor() -> services.Actor:
+def _actor() -> actions.Actor:
     session = current_session()
-    return services.Actor(user=current_user, device_id=session.device_id if session else None)
+    return actions.Actor(user=current_user, device_id=session.device_id if session else None)
 
 
 def _clock(case: Case) -> dict:
@@ -188,7 +178,7 @@ def _clock(case: Case) -> dict:
 def case_page(case_id: str):
     """One case: fields, version, state, level, flags, missing photos, photos by role, timeline (who changed
     what, when, from which device and op), conflicts and linked duplicates."""
-    case = services.require_visible_case(case_id, current_user)
+    case = actions.require_visible_case(case_id, current_user)
     return jsonify(detail.case_page(case, current_user))
 
 
@@ -211,8 +201,8 @@ def resolve(data, conflict_id: str):
     if conflict is None:
         raise NotFound()
     session = current_session()
-    actor = services.Actor(user=current_user, device_id=session.device_id if session else None)
-    services.resolve_conflict(actor, conflict, data["choose"], data.get("value"))
-    services.finish_changes()
+    actor = actions.Actor(user=current_user, device_id=session.device_id if session else None)
+    merge.resolve_conflict(actor, conflict, data["choose"], data.get("value"))
+    unit_of_work.finish()
     db.session.commit()
     return list_conflicts(current_user, "all", conflict_id=conflict_id)[0]

@@ -1,6 +1,8 @@
 """The case life cycle as data: (state, action) → next state, who may do it, what it needs.
 
-Services consult this table; ``GET /api/v1/workflow`` serves it so the PWA shows the right buttons, and
+Beside it, what each action does besides moving the state (``EFFECTS``): app/cases/transitions.py reads
+both tables and runs the effects in their order; it does not branch on action names. Services consult
+this table; ``GET /api/v1/workflow`` serves it so the PWA shows the right buttons, and
 the README prints it. ``next`` is ``None`` where the action keeps the state (escalate, suspend, resume).
 Roles: the four user roles, plus ``reporter`` (whoever reported the case) and ``assignee`` (whoever it
 was assigned to), both still inside their scope.
@@ -25,6 +27,10 @@ class Transition:
     next: str | None
     roles: tuple[str, ...]
     needs: tuple[str, ...] = ()
+
+    @property
+    def effects(self) -> tuple[str, ...]:
+        return EFFECTS.get(self.action, ())
 
     def to_dict(self) -> dict:
         return {"state": self.state, "action": self.action, "next": self.next or self.state,
@@ -53,6 +59,31 @@ def _rows():
     for state in ("accepted", "assigned", "in_progress"):
         yield Transition(state, "suspend", None, REVIEW, ("reason", "not_suspended"))
         yield Transition(state, "resume", None, REVIEW, ("suspended",))
+
+
+# What each action does besides moving the state, in order. ``name:arg`` passes ``arg``. Fields and stamps
+# come first, then the clocks (a stage ends only if the action ends the one running: ``ends_stage:accept``),
+# then the points (app/stats/points.py).
+EFFECTS: dict[str, tuple[str, ...]] = {
+    "accept": ("ends_stage:accept", "stamps_accepted_at", "starts_stage:close", "awards_points"),
+    "return": ("ends_stage:accept",),
+    "resubmit": ("starts_stage:accept",),
+    "reject": ("ends_stage:accept", "ends_stage:close", "takes_back_points"),
+    "merge": ("sets_merged_into", "ends_stage:accept", "ends_stage:close", "takes_back_points"),
+    "assign": ("sets_assignee",),
+    "start": (),
+    "resolve": (),
+    "verify_close": ("stamps_closed_at", "ends_stage:close", "stamps_hours_to_close"),
+    "reopen": ("clears_closed_at", "starts_stage:close", "clears_hours_to_close"),
+    "escalate": ("raises_level", "relimits_stage"),
+    "suspend": ("stamps_suspended", "pauses_clock"),
+    "resume": ("clears_suspended", "resumes_clock"),
+}
+
+
+def stages_ended_by(action: str) -> tuple[str, ...]:
+    """The stages (app/cases/deadlines.py) an action ends when one of them is running."""
+    return tuple(effect.split(":", 1)[1] for effect in EFFECTS.get(action, ()) if effect.startswith("ends_stage:"))
 
 
 TABLE: dict[tuple[str, str], Transition] = {(t.state, t.action): t for t in _rows()}

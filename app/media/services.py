@@ -26,6 +26,7 @@ from flask import current_app, has_request_context, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.cases import unit_of_work
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.media import links
@@ -189,11 +190,10 @@ def confirm_possession(sha256: str, user) -> None:
     """``user`` has sent the bytes of this stored photo (their hash checked): record it, attach the links
     they made that were waiting for it, and mark those cases changed, so phones pulling see the photo is no
     longer missing. Commits."""
-    from app.cases.services import changes, finish_changes, touch
-
-    for case in links.possession_shown(sha256, user, changes().cache):
-        touch(case)
-    finish_changes()
+    uow = unit_of_work.current()
+    for case in links.possession_shown(sha256, user, uow.cache):
+        uow.touch(case)
+    unit_of_work.finish()
     db.session.commit()
 
 

@@ -2,7 +2,7 @@
 
 A case's state maps onto the spec's two statuses (closed, rejected and merged → ``closed``; the rest →
 ``open``); ``status_notes`` says the state and the last transition's reason in Chinese. Creating a request
-is a report through ``app.cases.services.create_case``, validated by the sync protocol's ``ReportIn``, so
+is a report through ``app.cases.reports.create_case``, validated by the sync protocol's ``ReportIn``, so
 an Open311 report and a phone's ``report.create`` are the same thing.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
 from app.auth.scope import require_case_visible, scoped_cases, subtree_criterion
-from app.cases import services as cases
+from app.cases import actions, notes, reports, unit_of_work
 from app.cases.models import Case, CaseEvent, CasePhoto, Category
 from app.database import utcnow
 from app.errors import DomainError, ValidationFailed, _flatten
@@ -185,7 +185,7 @@ def list_requests(user: User, args: dict) -> list[dict]:
 
 def get_request(user: User, request_id: str) -> list[dict]:
     """One service request as the spec's one-element list. Raises NotFound (unknown or out of scope)."""
-    case = cases.get_case(request_id.lower()) if len(request_id) <= 36 else None
+    case = actions.get_case(request_id.lower()) if len(request_id) <= 36 else None
     require_case_visible(case, user)
     row = db.session.execute(_base_query().where(Case.id == case.id)).one()
     return _render([row])
@@ -211,16 +211,16 @@ def create_request(user: User, device_id: str | None, data: dict) -> list[dict]:
         report = ReportIn().load(report)
     except ValidationError as exc:
         raise ValidationFailed(errors=_open311_errors(_flatten(exc.messages))) from exc
-    actor = cases.Actor(user=user, device_id=device_id)
+    actor = actions.Actor(user=user, device_id=device_id)
     try:
-        case, outcome = cases.create_case(actor, report)
+        case, outcome = reports.create_case(actor, report)
         if data.get("media_url"):
-            cases.add_note(actor, case, {"id": str(uuid.uuid4()), "text": f"照片链接：{data['media_url']}",
+            notes.add_note(actor, case, {"id": str(uuid.uuid4()), "text": f"照片链接：{data['media_url']}",
                                          "photos": []})
     except DomainError as exc:
         exc.errors = _open311_errors(exc.errors)
         raise
-    cases.finish_changes()
+    unit_of_work.finish()
     town = db.session.get(Region, case.township_code) if case.township_code else None
     notice = f"已收到您的上报（编号 {case.number}），将由{town.name if town else '属地'}审核受理。"
     if "possible_duplicate" in outcome.flags:

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy import case as sql_case
 
 from app.auth.scope import subtree_criterion
-from app.cases.hooks import transition_hooks
+from app.cases import hooks
 from app.cases.models import Case, PointsEntry
 from app.extensions import db
 from app.regions.models import Region
@@ -38,7 +38,7 @@ def _earned_before(user_id: int, case_id: str) -> bool:
 
 
 def on_transition(actor, case: Case, row, changes: dict, data: dict) -> None:
-    """Transition hook: accept earns the reporter points by colour (once per case, even when the case is
+    """Effect hook: accept earns the reporter points by colour (once per case, even when the case is
     returned and accepted again); merge or reject takes back whatever the case still holds."""
     if row.action != "accept" and row.action not in REVERSALS:
         return
@@ -60,7 +60,9 @@ def on_transition(actor, case: Case, row, changes: dict, data: dict) -> None:
     data["points"] = {"user": reporter.username, "points": points, "reason": reason}
 
 
-transition_hooks.append(on_transition)
+def register(app) -> None:
+    """Wired by the app factory: the workflow's point effects (app/cases/workflow.py) run ``on_transition``."""
+    hooks.on_effects(("awards_points", "takes_back_points"), on_transition)
 
 
 # ---------------------------------------------------------------------------------------------- reading

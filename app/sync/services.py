@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.auth.scope import case_criterion, case_visible
-from app.cases import services as cases
+from app.cases import actions, duplicates, merge, notes, reports, transitions, unit_of_work
 from app.cases.detail import case_to_dict
 from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
 from app.database import read_only_transactions, reset_begin_mode, set_begin_mode, utcnow
@@ -112,7 +112,7 @@ def _retry(op_id, code: str = "busy") -> dict:
     return {"op_id": op_id, "status": "retry", "code": code, "retry_after_s": RETRY_AFTER_S}
 
 
-def _result(op_id: str, case: Case, outcome: cases.Outcome) -> dict:
+def _result(op_id: str, case: Case, outcome: actions.Outcome) -> dict:
     out = {"op_id": op_id, "status": outcome.status, "case_id": case.id, "case_version": case.version,
            "flags": outcome.flags}
     if outcome.duplicate_of:
@@ -130,35 +130,35 @@ class _Held(Exception):
     pass
 
 
-def _dispatch(actor: cases.Actor, op: dict, skew_flag: bool,
-              locked: dict[str, Case] | None = None) -> tuple[Case, cases.Outcome]:
+def _dispatch(actor: actions.Actor, op: dict, skew_flag: bool,
+              locked: dict[str, Case] | None = None) -> tuple[Case, actions.Outcome]:
     """Apply one op. ``locked``: the cases this transaction has read and locked already (the batch's), used
     as they are instead of being read again; a savepoint rolled back expires what it changed, so they
     reload themselves when that matters."""
     kind = op["type"]
     if kind == "report.create":
-        return cases.create_case(actor, op["report"], skew_flag=skew_flag)
-    case = (locked or {}).get(op["case_id"]) or cases.get_case(op["case_id"], lock=True)
+        return reports.create_case(actor, op["report"], skew_flag=skew_flag)
+    case = (locked or {}).get(op["case_id"]) or actions.get_case(op["case_id"], lock=True)
     if case is None or not case_visible(case, actor.user):
         raise _Held()  # out of scope is answered as unknown: nothing tells an outsider the case exists
-    case, redirected = cases.follow_merges(case, lock=True)
+    case, redirected = actions.follow_merges(case, lock=True)
     if kind == "case.update":
-        outcome = cases.update_case(actor, case, op["base_version"], op["changes"], redirected=redirected)
+        outcome = merge.update_case(actor, case, op["base_version"], op["changes"], redirected=redirected)
     elif kind == "case.note":
-        outcome = cases.add_note(actor, case, op["note"], redirected=redirected)
+        outcome = notes.add_note(actor, case, op["note"], redirected=redirected)
     else:
         params = {k: op.get(k) for k in ("note", "reason", "assignee", "unit", "target")}
-        outcome = cases.transition(actor, case, op["action"], op["base_version"], params, redirected=redirected)
+        outcome = transitions.transition(actor, case, op["action"], op["base_version"], params, redirected=redirected)
     if skew_flag and "clock_skew" not in outcome.flags:
         outcome.flags.append("clock_skew")
     return case, outcome
 
 
-def _log(op_id: str, digest: str, op: dict, actor: cases.Actor, result: dict, received_at: datetime, *,
-         as_row: bool = False) -> OpLog:
-    return cases.add_row(OpLog, as_row, op_id=op_id, payload_hash=digest, type=op["type"], user_id=actor.user.id,
-                         device_id=actor.device_id or "", seq=op.get("seq"), case_id=result.get("case_id"),
-                         status=result["status"], result=result, received_at=received_at, applied_at=utcnow())
+def _log(op_id: str, digest: str, op: dict, actor: actions.Actor, result: dict, received_at: datetime) -> OpLog:
+    return unit_of_work.current().add(
+        OpLog, op_id=op_id, payload_hash=digest, type=op["type"], user_id=actor.user.id,
+        device_id=actor.device_id or "", seq=op.get("seq"), case_id=result.get("case_id"), status=result["status"],
+        result=result, received_at=received_at, applied_at=utcnow())
 
 
 class _Unsafe(Exception):
@@ -169,7 +169,7 @@ class Batch:
     """What one attempt at a batch knows up front: one query each for the ops already logged or held and
     for the reports' case ids, instead of a look-up per op."""
 
-    def __init__(self, ops: list, safe: bool, loaded: dict[str, Case], neighbours: cases.Neighbours | None):
+    def __init__(self, ops: list, safe: bool, loaded: dict[str, Case], neighbours: duplicates.Neighbours | None):
         self.safe = safe
         self.loaded = loaded
         op_ids = sorted({op["op_id"].lower() for op in ops if isinstance(op, dict)
@@ -182,15 +182,14 @@ class Batch:
             select(HeldOp).where(HeldOp.op_id.in_(op_ids)))} if op_ids else {}
         self.waiting_cases = set(db.session.scalars(
             select(HeldOp.case_id).where(HeldOp.case_id.in_(report_ids)).distinct())) if report_ids else set()
-        cases.changes().existing_ids = set(db.session.scalars(
+        unit_of_work.current().existing_ids = set(db.session.scalars(
             select(Case.id).where(Case.id.in_(report_ids)))) if report_ids else set()
         if neighbours is not None:
-            cases.use_neighbours(neighbours)
+            duplicates.use_neighbours(neighbours)
         # Cases that only case.update ops of this batch touch are merged without savepoints, from their
         # stages and events read here in one query each.
         self.fast_updates: set[str] = set()
         self.fast_notes: set[str] = set()
-        self.known_notes: set[str] = set()
         if safe:
             return
         kinds: dict[str, set] = {}
@@ -203,22 +202,22 @@ class Batch:
                     bases[case_id] = min(bases.get(case_id, op["base_version"]), op["base_version"])
         self.fast_updates = {cid for cid, types in kinds.items() if types == {"case.update"} and cid in loaded
                              and loaded[cid].state != "merged" and cid not in report_ids}
-        cases.prefetch_for_updates({cid: loaded[cid] for cid in self.fast_updates},
-                                   {cid: bases[cid] for cid in self.fast_updates if cid in bases})
+        unit_of_work.current().prefetch({cid: loaded[cid] for cid in self.fast_updates},
+                                        {cid: bases[cid] for cid in self.fast_updates if cid in bases})
         # Cases that only case.note ops touch: their notes are appended as rows too, the note ids that exist
         # already read for all of them at once.
         self.fast_notes = {cid for cid, types in kinds.items() if types == {"case.note"} and cid in loaded
                            and loaded[cid].state != "merged" and cid not in report_ids}
-        self.known_notes = cases.existing_notes([
+        unit_of_work.current().notes.update(notes.existing_notes([
             op["note"]["id"] for op in ops if op.get("type") == "case.note" and op.get("case_id") in self.fast_notes
-            and isinstance(op.get("note"), dict) and isinstance(op["note"].get("id"), str)])
+            and isinstance(op.get("note"), dict) and isinstance(op["note"].get("id"), str)]))
 
     def no_fast_updates(self) -> None:
         """An op runs in a savepoint: what was read up front could outlive a rollback, so forget it."""
         self.fast_notes = set()
         if self.fast_updates:
             self.fast_updates = set()
-            cases.forget_prefetched()
+            unit_of_work.current().forget_prefetched()
 
 
 class Prepared:
@@ -229,7 +228,7 @@ class Prepared:
 
     def __init__(self, raw, op=None, digest=None, answer=None):
         self.raw, self.op, self.digest, self.answer = raw, op, digest, answer
-        self.plan: cases.ReportPlan | None = None  # a report's checks and place, worked out before the lock
+        self.plan: reports.ReportPlan | None = None  # a report's checks and place, worked out before the lock
 
 
 def logged_ops(op_ids: list[str]) -> dict:
@@ -301,7 +300,7 @@ def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, cli
             return _rejected(op_id, "op_id_reused")
         return {"op_id": op_id, "status": "held", "code": "unknown_case", "case_id": held.case_id}
 
-    actor = cases.Actor(user=actor_user, device_id=device_id, op_id=op_id, client_time=client_time)
+    actor = actions.Actor(user=actor_user, device_id=device_id, op_id=op_id, client_time=client_time)
     if op["type"] == "report.create" and not batch.safe:
         result = _create_fast(batch, op, digest, actor, skew_flag, item.plan)
     elif (op["type"] == "case.update" and op["case_id"] in batch.fast_updates
@@ -316,16 +315,16 @@ def apply_op(batch: Batch, item: Prepared, actor_user: User, device_id: str, cli
     return result
 
 
-def _create_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool,
-                 plan: cases.ReportPlan | None) -> dict:
+def _create_fast(batch: Batch, op: dict, digest: str, actor: actions.Actor, skew_flag: bool,
+                 plan: reports.ReportPlan | None) -> dict:
     """A report, without a savepoint and without ORM objects: every check that can refuse it runs before
     its first row is made, and the rows of the whole batch go to the database together at the end, one
     Core INSERT per table."""
     if plan is not None:
         actor.now = plan.now
     try:
-        with db.session.no_autoflush:
-            case, outcome = cases.create_case(actor, op["report"], skew_flag=skew_flag, rows=True, plan=plan)
+        with unit_of_work.current().bulk():
+            case, outcome = reports.create_case(actor, op["report"], skew_flag=skew_flag, plan=plan)
     except DomainError as exc:
         return _rejected(op["op_id"].lower(), exc.code, exc.errors)
     except OperationalError:
@@ -334,21 +333,22 @@ def _create_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_f
         log.exception("report %s failed half-way; the batch runs again op by op", op["op_id"])
         raise _Unsafe() from exc
     result = _result(actor.op_id, case, outcome)
-    batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now, as_row=True)
+    with unit_of_work.current().bulk():
+        batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now)
     return result
 
 
-def _on_locked_case_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor, skew_flag: bool) -> dict:
+def _on_locked_case_fast(batch: Batch, op: dict, digest: str, actor: actions.Actor, skew_flag: bool) -> dict:
     """A merge (case.update) or a note on a case read (and, on PostgreSQL, locked) up front, without a
     savepoint: everything that can refuse it is checked before its first write; its rows and log row go in
     with the batch's."""
     case = batch.loaded[op["case_id"]]
     try:
-        with db.session.no_autoflush:
+        with unit_of_work.current().bulk():
             if op["type"] == "case.update":
-                outcome = cases.update_case(actor, case, op["base_version"], op["changes"], as_row=True)
+                outcome = merge.update_case(actor, case, op["base_version"], op["changes"])
             else:
-                outcome = cases.add_note(actor, case, op["note"], as_row=True, known_notes=batch.known_notes)
+                outcome = notes.add_note(actor, case, op["note"])
     except DomainError as exc:
         return _rejected(actor.op_id, exc.code, exc.errors)
     except OperationalError:
@@ -359,15 +359,16 @@ def _on_locked_case_fast(batch: Batch, op: dict, digest: str, actor: cases.Actor
     if skew_flag and "clock_skew" not in outcome.flags:
         outcome.flags.append("clock_skew")
     result = _result(actor.op_id, case, outcome)
-    batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now, as_row=True)
+    with unit_of_work.current().bulk():
+        batch.logged[actor.op_id] = _log(actor.op_id, digest, op, actor, result, actor.now)
     return result
 
 
-def _apply_in_savepoint(batch: Batch, op: dict, raw_op: dict, digest: str, actor: cases.Actor,
+def _apply_in_savepoint(batch: Batch, op: dict, raw_op: dict, digest: str, actor: actions.Actor,
                         skew_flag: bool) -> dict:
     op_id = actor.op_id
-    cases.flush_rows()  # the reports queued before this op are read (or pointed at) by it
-    mark = cases.changes().mark()
+    unit_of_work.flush()  # the reports queued before this op are read (or pointed at) by it
+    mark = unit_of_work.current().mark()
     savepoint = db.session.begin_nested()
     try:
         try:
@@ -389,13 +390,13 @@ def _apply_in_savepoint(batch: Batch, op: dict, raw_op: dict, digest: str, actor
         return result
     except DomainError as exc:
         savepoint.rollback()
-        cases.changes().restore(mark)
+        unit_of_work.current().restore(mark)
         batch.logged.pop(op_id, None)
         return _rejected(op_id, exc.code, exc.errors)
     except IntegrityError:
         # Another request logged this op_id between our look-up and our insert: it is a replay.
         savepoint.rollback()
-        cases.changes().restore(mark)
+        unit_of_work.current().restore(mark)
         batch.logged.pop(op_id, None)
         logged = db.session.get(OpLog, op_id)
         if logged is not None:
@@ -406,7 +407,7 @@ def _apply_in_savepoint(batch: Batch, op: dict, raw_op: dict, digest: str, actor
         raise  # locks, deadlocks, a lost connection: the whole batch is retried
     except Exception:
         savepoint.rollback()
-        cases.changes().restore(mark)
+        unit_of_work.current().restore(mark)
         batch.logged.pop(op_id, None)
         log.exception("unexpected error applying op %s", op_id)
         return _retry(op_id, "server_error")
@@ -414,19 +415,19 @@ def _apply_in_savepoint(batch: Batch, op: dict, raw_op: dict, digest: str, actor
 
 def release_held(case_id: str) -> list[str]:
     """Apply, in arrival order, the ops that were waiting for this case; log each with its outcome."""
-    cases.flush_rows()
+    unit_of_work.flush()
     held_ops = list(db.session.scalars(select(HeldOp).where(HeldOp.case_id == case_id)
                                        .order_by(HeldOp.received_at, HeldOp.seq, HeldOp.op_id)))
     done = []
     for held in held_ops:
         user = db.session.get(User, held.user_id)
         op = OP_SCHEMAS[held.type].load(held.payload)
-        actor = cases.Actor(user=user, device_id=held.device_id, op_id=held.op_id, client_time=held.client_time)
-        mark = cases.changes().mark()
+        actor = actions.Actor(user=user, device_id=held.device_id, op_id=held.op_id, client_time=held.client_time)
+        mark = unit_of_work.current().mark()
         savepoint = db.session.begin_nested()
         try:
             if not user.is_active:
-                raise cases.Refused("user_disabled", status=403)
+                raise actions.Refused("user_disabled", status=403)
             case, outcome = _dispatch(actor, op, False)
             result = _result(held.op_id, case, outcome)
             result["was_held"] = True
@@ -436,7 +437,7 @@ def release_held(case_id: str) -> list[str]:
             savepoint.commit()
         except DomainError as exc:
             savepoint.rollback()
-            cases.changes().restore(mark)
+            unit_of_work.current().restore(mark)
             result = _rejected(held.op_id, exc.code, exc.errors)
             result["case_id"] = case_id
             result["was_held"] = True
@@ -523,17 +524,17 @@ def sync(user: User, token_device: str | None, raw: bytes) -> dict:
 
 
 def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_time,
-                  skew_flag: bool) -> cases.Neighbours | None:
+                  skew_flag: bool) -> duplicates.Neighbours | None:
     """Work out each valid report's checks, place, flags and first stage from reference data, and read the
     open cases around them, before the write lock: what is left under it is the existence check, the
     duplicate look-up in memory and the rows."""
     places = []
     for item in prepared:
         if item.answer is None and item.op["type"] == "report.create":
-            actor = cases.Actor(user=user, device_id=device_id, op_id=item.op["op_id"].lower(),
+            actor = actions.Actor(user=user, device_id=device_id, op_id=item.op["op_id"].lower(),
                                 client_time=client_time)
             try:
-                item.plan = plan = cases.plan_report(actor, item.op["report"], skew_flag=skew_flag)
+                item.plan = plan = reports.plan_report(actor, item.op["report"], skew_flag=skew_flag)
             except DBAPIError:
                 raise  # the database, not the op: the request fails and the phone sends again
             except Exception:  # planned again under the lock, where a failure is the op's own (a retry)
@@ -541,20 +542,20 @@ def _plan_reports(prepared: list[Prepared], user: User, device_id: str, client_t
                 continue
             if plan.values and plan.values["lat"] is not None:
                 places.append((plan.values["category"], plan.values["lat"], plan.values["lon"]))
-    neighbours = cases.read_neighbours(places, utcnow())
-    cases.discard_changes()  # its caches belong to this (read) transaction
+    neighbours = duplicates.read_neighbours(places, utcnow())
+    unit_of_work.discard()  # its caches belong to this (read) transaction
     return neighbours
 
 
 def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_time, skew_flag: bool,
-                 now: datetime, neighbours: cases.Neighbours | None) -> list[dict]:
+                 now: datetime, neighbours: duplicates.Neighbours | None) -> list[dict]:
     """The write part of a sync: one transaction, retried on lock trouble; op by op after a failure."""
     ops = [item.raw for item in prepared]
     results: list[dict] = []
     safe = False
     for attempt in range(BATCH_ATTEMPTS):
         try:
-            cases.discard_changes()
+            unit_of_work.discard()
             user = db.session.get(User, user_id)
             # only the ops that passed validation: a bad case_id must not fail the whole batch
             valid = [item.raw for item in prepared if item.answer is None]
@@ -564,7 +565,7 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             results = [apply_op(batch, item, user, envelope["device_id"], client_time, skew_flag)
                        for item in prepared]
             _record_device(user, envelope, now)
-            cases.finish_changes()
+            unit_of_work.finish()
             db.session.flush()
             db.session.commit()
             return results
@@ -572,14 +573,14 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
             # A report broke half-way, or (PostgreSQL) another request inserted one of our ids first: go
             # again with a savepoint per op, which sorts each op out on its own.
             db.session.rollback()
-            cases.discard_changes()
+            unit_of_work.discard()
             if safe or attempt == BATCH_ATTEMPTS - 1:
                 log.exception("sync batch failed in safe mode")
                 return [_retry(op.get("op_id") if isinstance(op, dict) else None, "server_error") for op in ops]
             safe = True
         except DBAPIError as exc:
             db.session.rollback()
-            cases.discard_changes()
+            unit_of_work.discard()
             if not _retryable(exc) or attempt == BATCH_ATTEMPTS - 1:
                 log.warning("sync batch gave up after %d attempts: %s", attempt + 1, exc)
                 return [_retry(op.get("op_id") if isinstance(op, dict) else None) for op in ops]
@@ -592,7 +593,7 @@ def _fill_missing_photos(results: list[dict]) -> None:
                   and r.get("case_id")})
     if not ids:
         return
-    missing = cases.missing_photos(ids)
+    missing = notes.missing_photos(ids)
     for r in results:
         if r.get("case_id") in missing and r.get("status") in ("applied", "conflict", "duplicate"):
             r["missing_photos"] = missing[r["case_id"]]
@@ -604,7 +605,7 @@ _device_upserts: dict[tuple[str, bool], object] = {}
 def _record_device(user: User, envelope: dict, now: datetime) -> None:
     """The phone's last contact and its outbox, in one upsert (no ORM load of the device and its user
     inside the write transaction; the statement is built once). Without autoflush: the cases changed so
-    far are flushed once, after ``finish_changes`` has stamped them, as one UPDATE each (flushed here, each
+    far are flushed once, after ``unit_of_work.finish`` has stamped them, as one UPDATE each (flushed here, each
     would be updated twice: a new row version and an entry in every index of ``cases`` for the stamp
     alone)."""
     outbox = envelope.get("outbox")

@@ -112,7 +112,7 @@ def _age(cid, hours):
     stage.started_at -= shift
     stage.running_since -= shift
     case.reported_at -= shift
-    deadlines._schedule(stage, case, Calendar.load(), stage.running_since)
+    deadlines.schedule(stage, case, Calendar.load(), stage.running_since)
     db.session.commit()
 
 
@@ -250,7 +250,7 @@ def test_hours_to_close_are_natural_hours(app, client, auth, worker):
 
 
 def test_the_calendar_is_read_again_when_a_day_moves(app_ctx):
-    from app.cases.services import discard_changes
+    from app.cases.unit_of_work import discard as discard_changes
 
     assert Calendar.load().is_workday(date(2026, 9, 20))
     discard_changes()

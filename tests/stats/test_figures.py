@@ -11,17 +11,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from factories import (
-    GRID_A1,
-    GRID_A2,
-    MICRO_A1_1,
-    MICRO_A1_2,
-    MICRO_A2_1,
-    MICRO_B1_1,
-    TOWN_A,
-    TOWN_B,
-    VILLAGE_A1,
-)
+from factories import GRID_A1, GRID_A2, MICRO_A1_1, MICRO_A1_2, MICRO_A2_1, MICRO_B1_1, TOWN_A, TOWN_B, VILLAGE_A1
 from sqlalchemy import select
 
 MICRO_A2V_1 = "3303810010020101"  # 虹桥社区 (the township's second village)
@@ -70,7 +60,8 @@ def _params(action: str) -> dict:
 @pytest.fixture
 def town(app):
     """Build the cases of CASES; returns their ids by name."""
-    from app.cases import services as cases
+    from app.cases import reports, transitions, unit_of_work
+    from app.cases.actions import Actor
     from app.cases.models import CaseStage
     from app.devices.models import Device
     from app.extensions import db
@@ -80,15 +71,15 @@ def town(app):
     with app.app_context():
         users = {u.username: u for u in db.session.scalars(select(User))}
         for name, (reporter, micro, category, colour, reported, actions, closed, hours, late) in CASES.items():
-            actor = cases.Actor(user=users[reporter])
+            actor = Actor(user=users[reporter])
             report = {"id": str(uuid.uuid4()), "category": category, "risk_level": colour,
                       "description": f"测试事件 {name}", "micro_grid_id": micro, "location": None,
                       "handled_on_spot": name == "c5"}
-            case, _ = cases.create_case(actor, report)
+            case, _ = reports.create_case(actor, report)
             reviewer = users["reviewer_b" if name == "c9" else "reviewer"]
             for action in actions:
-                cases.transition(cases.Actor(user=reviewer), case, action, case.version, _params(action))
-            cases.finish_changes()
+                transitions.transition(Actor(user=reviewer), case, action, case.version, _params(action))
+            unit_of_work.finish()
             db.session.flush()
             case.reported_at = reported
             if case.accepted_at is not None:

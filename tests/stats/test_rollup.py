@@ -9,16 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from factories import (
-    GRID_A1,
-    MICRO_A1_1,
-    MICRO_A1_2,
-    MICRO_A2_1,
-    MICRO_B1_1,
-    TOWN_A,
-    TOWN_B,
-    VILLAGE_A1,
-)
+from factories import GRID_A1, MICRO_A1_1, MICRO_A1_2, MICRO_A2_1, MICRO_B1_1, TOWN_A, TOWN_B, VILLAGE_A1
 from helpers import Phone, report_op, transition_op
 from sqlalchemy import func, select, text
 
@@ -69,8 +60,8 @@ def _sums(conn) -> dict:
 def _mix(app, rng: random.Random, steps: int) -> None:
     """Create cases and move them at random through the workflow, with edits (colour, category, moves to
     another micro-grid), then shift their times around as the dashboards' history would have them."""
-    from app.cases import services as cases
-    from app.cases import workflow
+    from app.cases import merge, reports, transitions, unit_of_work, workflow
+    from app.cases.actions import Actor
     from app.cases.models import OPEN_STATES, Case, CaseStage
     from app.errors import DomainError
     from app.extensions import db
@@ -81,20 +72,20 @@ def _mix(app, rng: random.Random, steps: int) -> None:
         admin = db.session.scalar(select(User).where(User.username == "admin"))
         ids = []
         for step in range(steps):
-            actor = cases.Actor(user=admin)
+            actor = Actor(user=admin)
             if not ids or rng.random() < 0.25:
                 report = {"id": str(uuid.uuid4()), "category": rng.choice(CATEGORIES),
                           "risk_level": rng.choice(COLOURS), "description": f"随机事件 {step}",
                           "micro_grid_id": rng.choice(MICROS), "location": None,
                           "handled_on_spot": rng.random() < 0.1}
-                case, _ = cases.create_case(actor, report)
+                case, _ = reports.create_case(actor, report)
                 ids.append(case.id)
             else:
                 case = db.session.get(Case, rng.choice(ids))
                 if rng.random() < 0.3 and case.state in OPEN_STATES:
                     changes = rng.choice([{"risk_level": rng.choice(COLOURS)}, {"category": rng.choice(CATEGORIES)},
                                           {"micro_grid_id": rng.choice(MICROS)}, {"micro_grid_id": MICRO_B1_1}])
-                    cases.update_case(actor, case, case.version, changes)
+                    merge.update_case(actor, case, case.version, changes)
                 else:
                     actions = [a for (state, a) in workflow.TABLE if state == case.state]
                     if case.suspended_at is not None:
@@ -104,12 +95,12 @@ def _mix(app, rng: random.Random, steps: int) -> None:
                     action = rng.choice(actions)
                     others = [i for i in ids if i != case.id] or [case.id]
                     try:
-                        cases.transition(actor, case, action, case.version, _params(action, rng, others))
+                        transitions.transition(actor, case, action, case.version, _params(action, rng, others))
                     except DomainError:
                         db.session.rollback()
-                        cases.discard_changes()
+                        unit_of_work.discard()
                         continue
-            cases.finish_changes()
+            unit_of_work.finish()
             db.session.commit()
             if step % 10 == 9:
                 # History: times moved by hand (the triggers see plain UPDATEs too).
@@ -129,8 +120,8 @@ def _mix(app, rng: random.Random, steps: int) -> None:
             if step % 37 == 36:
                 with db.engine.begin() as conn:
                     rollup.fold(conn)
-        cases.escalate_overdue(BASE + timedelta(days=400))
-        cases.finish_changes()
+        transitions.escalate_overdue(BASE + timedelta(days=400))
+        unit_of_work.finish()
         db.session.commit()
 
 

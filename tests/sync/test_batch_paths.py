@@ -7,15 +7,7 @@ import hashlib
 import io
 import random
 
-from helpers import (
-    Phone,
-    fake_hash,
-    new_id,
-    note_op,
-    report_op,
-    transition_op,
-    update_op,
-)
+from helpers import Phone, fake_hash, new_id, note_op, report_op, transition_op, update_op
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -160,7 +152,7 @@ def test_reports_merges_notes_and_transitions_in_one_batch(app, client, auth):
 def test_neighbours_read_before_the_lock_are_brought_up_to_date_under_it(app, client, auth):
     from helpers import INSIDE_A1_1
 
-    from app.cases import services as cases
+    from app.cases import duplicates, unit_of_work
     from app.database import utcnow
 
     worker = Phone(client, auth, "wanggeyuan")
@@ -169,7 +161,7 @@ def test_neighbours_read_before_the_lock_are_brought_up_to_date_under_it(app, cl
     rejected = worker.one(report_op(lat=lat, lon=lon))["case_id"]
     kept = worker.one(report_op(lat=lat + 0.0001, lon=lon))["case_id"]
     with app.app_context():
-        found = cases.read_neighbours([("fire_hazard", lat, lon)], utcnow())
+        found = duplicates.read_neighbours([("fire_hazard", lat, lon)], utcnow())
         db.session.commit()
     assert {rejected, kept} <= {item[0] for items in found.by_cell.values() for item in items}
     # after the read: a new case nearby, one rejected, one of another category
@@ -177,11 +169,11 @@ def test_neighbours_read_before_the_lock_are_brought_up_to_date_under_it(app, cl
     other = worker.one(report_op(lat=lat, lon=lon, category="sanitation"))["case_id"]
     assert reviewer.one(transition_op(rejected, 1, "reject", reason="不属实"))["status"] == "applied"
     with app.app_context():
-        cases.use_neighbours(found)
-        ids = {item[0] for items in cases.changes().neighbours.values() for item in items}
+        duplicates.use_neighbours(found)
+        ids = {item[0] for items in unit_of_work.current().cache["neighbours"][1].values() for item in items}
         assert late in ids and kept in ids
         assert rejected not in ids and other not in ids
-        cases.discard_changes()
+        unit_of_work.discard()
         db.session.rollback()
     # and through the protocol: a report next to them is flagged with both open ones
     answer = worker.one(report_op(lat=lat + 0.00005, lon=lon))
@@ -213,7 +205,7 @@ def test_possible_duplicates_found_by_the_batch_read_are_those_of_a_full_search(
 
     from helpers import INSIDE_A1_1
 
-    from app.cases.services import haversine_m
+    from app.geo.distance import haversine_m
 
     rng = random.Random(20261125)
     worker = Phone(client, auth, "wanggeyuan")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from app.cases import services as cases
+from app.cases import actions, merge, reports
 from app.cases.models import Case, CaseEvent, Conflict
 from app.extensions import db
 from app.users.models import User
@@ -29,10 +29,10 @@ edit = st.tuples(
 
 
 def _new_case(now_user: User) -> Case:
-    actor = cases.Actor(user=now_user, device_id="prop-device-0001", op_id=str(uuid.uuid4()))
+    actor = actions.Actor(user=now_user, device_id="prop-device-0001", op_id=str(uuid.uuid4()))
     report = {"id": str(uuid.uuid4()), "category": "fire_hazard", "risk_level": "yellow", "description": "初始",
               "micro_grid_id": "3303810010010101", "location": None, "photos": []}
-    case, _ = cases.create_case(actor, report)
+    case, _ = reports.create_case(actor, report)
     return case
 
 
@@ -49,7 +49,7 @@ def test_interleavings_match_a_sequential_replay(app_ctx, edits):
     for username, staleness, changes in edits:
         base = 1 + int(staleness * (version - 1))
         op_id = str(uuid.uuid4())
-        outcome = cases.update_case(cases.Actor(user=users[username], device_id=f"dev-{username}-0001",
+        outcome = merge.update_case(actions.Actor(user=users[username], device_id=f"dev-{username}-0001",
                                                 op_id=op_id), case, base, changes)
         # the rule, replayed by hand
         base_values = dict(model)
