@@ -41,6 +41,10 @@ class TusError(DomainError):
     pass
 
 
+class ChunkTooLong(Exception):
+    """A chunk (sent without Content-Length) ran past Upload-Length: what it appended is taken back."""
+
+
 def _headers(extra: dict | None = None) -> dict:
     headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store"}
     headers.update(extra or {})
@@ -77,6 +81,8 @@ def _check_version():
 @blp.after_request
 def _always_tus(response):
     response.headers.setdefault("Tus-Resumable", TUS_VERSION)
+    if not response.is_streamed and not response.get_data():
+        response.headers.pop("Content-Type", None)  # no body, no type (Flask would say text/html)
     return response
 
 
@@ -197,14 +203,19 @@ def patch(upload_id: str):
     offset = _offset(upload)
     if not claimed_offset.isdigit() or int(claimed_offset) != offset:
         return problem(409, "tus_offset_mismatch", headers=_headers({"Upload-Offset": str(offset)}))
+    room = upload.length - offset
+    declared = request.content_length
+    if declared is not None and declared > room:  # refused before a byte is read: the offset stays
+        return problem(413, "tus_chunk_too_long", headers=_headers({"Upload-Offset": str(offset)}))
     checksum = _checksum()
     length, upload_id, meta, user = upload.length, upload.id, dict(upload.meta or {}), current_user._get_current_object()
     db.session.commit()  # no transaction (nor SQLite's write lock) while the chunk trickles in
     part = _part(upload_id)
-    room = length - offset
     deadline = services.upload_deadline()
     try:
         received = _receive(part, checksum, room, deadline)
+    except ChunkTooLong:
+        return problem(413, "tus_chunk_too_long", headers=_headers({"Upload-Offset": str(offset)}))
     finally:
         deadline.close()
     if received is None:
@@ -247,14 +258,14 @@ def _receive(part: Path, checksum, room: int, deadline) -> int | None:
     received = 0
     if checksum is None:
         with part.open("ab") as out:
+            start = out.tell()
             try:
                 for chunk in _chunks(deadline):
-                    if received + len(chunk) > room:
-                        out.write(chunk[: room - received])
-                        received = room
-                        break
-                    out.write(chunk)
                     received += len(chunk)
+                    if received > room:
+                        out.truncate(start)  # refused whole, never cut: the offset stays where it was
+                        raise ChunkTooLong()
+                    out.write(chunk)
             finally:  # what arrived before a cut stays: the phone resumes from it
                 out.flush()
                 os.fsync(out.fileno())
@@ -267,7 +278,7 @@ def _receive(part: Path, checksum, room: int, deadline) -> int | None:
             for chunk in _chunks(deadline):
                 received += len(chunk)
                 if received > room:
-                    raise TusError("tus_chunk_too_long", status=400)
+                    raise ChunkTooLong()
                 digest.update(chunk)
                 out.write(chunk)
         if digest.digest() != expected:

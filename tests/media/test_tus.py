@@ -155,3 +155,63 @@ def test_repeat_put_of_a_stored_photo_keeps_the_connection_usable(app, client, h
     assert first.status_code == 201
     again = client.put(f"/api/v1/media/{sha}", data=data, headers=h)
     assert again.status_code == 200 and again.get_json() == {"sha256": sha, "stored": True}
+
+
+def test_bodiless_answers_carry_no_html_type(client, h):
+    """tus answers 201/204 and HEAD without a body: no Content-Type at all (Flask would say text/html)."""
+    data = PHOTO.read_bytes()
+    url = _create(client, h, data)
+    created = client.post("/api/v1/uploads/", headers={**h, "Upload-Length": "5"})
+    answers = [client.options("/api/v1/uploads/"), created, client.head("/api/v1" + url, headers=h),
+               _patch(client, h, url, 0, data[:1000]), client.delete("/api/v1" + url, headers=h)]
+    assert [a.status_code for a in answers] == [204, 201, 200, 204, 204]
+    for answer in answers:
+        assert "Content-Type" not in answer.headers, answer.headers
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_a_chunk_past_upload_length_is_refused_not_cut(client, h, checksum):
+    data = PHOTO.read_bytes()
+    url = _create(client, h, data, sha256=hashlib.sha256(data).hexdigest())
+    assert _patch(client, h, url, 0, data[:4000]).status_code == 204
+    too_long = data[4000:] + b"\x00" * 10
+    sig = "sha256 " + base64.b64encode(hashlib.sha256(too_long).digest()).decode() if checksum else None
+    r = _patch(client, h, url, 4000, too_long, sig)
+    assert r.status_code == 413 and r.get_json()["code"] == "tus_chunk_too_long"
+    assert r.headers["Upload-Offset"] == "4000"
+    assert client.head("/api/v1" + url, headers=h).headers["Upload-Offset"] == "4000"  # nothing appended
+    done = _patch(client, h, url, 4000, data[4000:])
+    assert done.status_code == 200 and done.get_json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.slow
+def test_overruns_through_gunicorn(database_url, tmp_path):
+    """Through a real gunicorn: a PATCH past Upload-Length, declared by its Content-Length or streamed in
+    chunked encoding (no length until the end), is refused with 413 and leaves the offset where it was."""
+    import requests
+    from factories import TEST_USERS
+    from server import ApiClient, start_server
+
+    data = PHOTO.read_bytes()
+    with start_server(database_url, tmp_path, workers=2, worker_class="gthread", threads=2) as server:
+        phone = ApiClient(server.url, "wanggeyuan", TEST_USERS["wanggeyuan"][2], "tus-overrun-phone")
+        phone.login()
+        auth_h = {"Authorization": f"Bearer {phone.access_token}", **TUS}
+        created = requests.post(f"{server.url}/api/v1/uploads/", timeout=10,
+                                headers={**auth_h, "Upload-Length": str(len(data))})
+        assert created.status_code == 201 and "Content-Type" not in created.headers
+        url = created.headers["Location"]
+        patch_h = {**auth_h, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+        declared = requests.patch(url, data=data + b"xx", headers=patch_h, timeout=10)
+
+        def chunked():
+            for i in range(0, len(data) + 70_000, 16_384):
+                yield (data + b"\x00" * 70_000)[i:i + 16_384]
+
+        streamed = requests.patch(url, data=chunked(), headers=patch_h, timeout=10)
+        for answer in (declared, streamed):
+            assert answer.status_code == 413 and answer.json()["code"] == "tus_chunk_too_long"
+            assert answer.headers["Upload-Offset"] == "0"
+        assert requests.head(url, headers=auth_h, timeout=10).headers["Upload-Offset"] == "0"
+        done = requests.patch(url, data=data, headers=patch_h, timeout=10)
+        assert done.status_code == 200 and done.json()["sha256"] == hashlib.sha256(data).hexdigest()
