@@ -144,7 +144,7 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(blp, url_prefix="/api/v1")
     from app.media.tus import blp as tus_blp
 
-    app.register_blueprint(tus_blp, url_prefix="/api/v1")  # tus speaks headers, not JSON: not in the spec
+    api.register_blueprint(tus_blp, url_prefix="/api/v1")  # tus speaks headers: documented as such
     api.register_blueprint(stats_blp, url_prefix="/api/v1")
     api.register_blueprint(open311_blp, url_prefix="/open311/v2")
 

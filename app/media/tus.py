@@ -18,7 +18,8 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
+from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from app.auth.tokens import auth_required, current_user
@@ -34,7 +35,27 @@ EXTENSIONS = "creation,checksum,termination,expiration"
 ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 CHUNK = 64 * 1024
 
-blp = Blueprint("tus", __name__)
+blp = Blueprint("tus", __name__, description="tus 1.0.0 resumable uploads: the protocol speaks headers "
+                "(https://tus.io/protocols/resumable-upload); a finished upload answers the photo as PUT does")
+
+
+def _header(name: str, description: str, *, required: bool = True, pattern: str | None = None) -> dict:
+    schema = {"type": "string", **({"pattern": pattern} if pattern else {})}
+    return {"in": "header", "name": name, "required": required, "description": description, "schema": schema}
+
+
+def _answer(description: str, *headers: str, body: bool = False) -> dict:
+    answer = {"description": description,
+              "headers": {name: {"schema": {"type": "string"}} for name in ("Tus-Resumable", *headers)}}
+    if body:
+        answer["content"] = {"application/json": {"schema": {"type": "object"}}}
+    return answer
+
+
+TUS_RESUMABLE = _header("Tus-Resumable", "the protocol version: 1.0.0", pattern="^1\\.0\\.0$")
+OFFSET = _header("Upload-Offset", "where this chunk starts: the offset HEAD reported", pattern="^[0-9]{1,12}$")
+# Statuses tus itself defines beside ours: 412 (version), 460 (checksum mismatch, from the checksum extension).
+PROBLEM = {"$ref": "#/components/responses/DEFAULT_ERROR"}
 
 
 class TusError(DomainError):
@@ -87,6 +108,9 @@ def _always_tus(response):
 
 
 @blp.route("/uploads/", methods=["OPTIONS"])
+@blp.doc(responses={"204": _answer("the server's tus version, extensions, size limit and checksum algorithms",
+                                   "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm")},
+         security=[])
 def options():
     return Response(status=204, headers=_headers({
         "Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
@@ -121,6 +145,11 @@ def expire_stale(now: datetime | None = None) -> int:
 @blp.route("/uploads/", methods=["POST"])
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
+@blp.doc(parameters=[TUS_RESUMABLE, _header("Upload-Length", "the whole file's size in bytes", pattern="^[1-9][0-9]{0,11}$"),
+                     _header("Upload-Metadata", "comma-separated `key base64(value)` pairs: sha256, filename",
+                             required=False)],
+         responses={"201": _answer("created: PATCH the bytes to Location", "Location", "Upload-Expires"),
+                    **{str(s): PROBLEM for s in (400, 401, 412, 413, 422, 429)}})
 @auth_required()
 def create():
     """Creation: ``Upload-Length`` and ``Upload-Metadata`` (``sha256`` of the whole file, ``filename``)."""
@@ -168,6 +197,9 @@ def _offset(upload: Upload) -> int:
 
 
 @blp.route("/uploads/<upload_id>", methods=["HEAD"])
+@blp.doc(parameters=[TUS_RESUMABLE],
+         responses={"200": _answer("how far the upload is", "Upload-Offset", "Upload-Length", "Upload-Expires"),
+                    **{str(s): {"description": "no body (HEAD)"} for s in (401, 404, 410, 412)}})
 @auth_required()
 def head(upload_id: str):
     """How much the server has: resume from ``Upload-Offset``."""
@@ -193,6 +225,15 @@ def _checksum() -> tuple[str, bytes] | None:
 @blp.route("/uploads/<upload_id>", methods=["PATCH"])
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_DEVICE"), key_func=device_key)
 @limiter.limit(limit("UPLOAD_RATE_LIMIT_USER"), key_func=user_key)
+@blp.doc(parameters=[TUS_RESUMABLE, OFFSET,
+                     _header("Upload-Checksum", "`sha256 base64(digest)` (or sha1) of this chunk", required=False)],
+         requestBody={"required": True, "content": {"application/offset+octet-stream": {
+             "schema": {"type": "string", "format": "binary"}}}},
+         responses={"204": _answer("chunk stored; more to come", "Upload-Offset"),
+                    "200": _answer("the last chunk: the photo, as PUT /media/{sha256} answers it", "Upload-Offset",
+                                   body=True),
+                    "460": {**PROBLEM, "description": "the chunk's checksum does not match: send it again"},
+                    **{str(s): PROBLEM for s in (400, 401, 404, 409, 410, 412, 413, 415, 422, 429)}})
 @auth_required()
 def patch(upload_id: str):
     """Append a chunk at ``Upload-Offset``; the last chunk stores the photo (answer with its metadata)."""
@@ -293,6 +334,8 @@ def _receive(part: Path, checksum, room: int, deadline) -> int | None:
 
 
 @blp.route("/uploads/<upload_id>", methods=["DELETE"])
+@blp.doc(parameters=[TUS_RESUMABLE], responses={"204": _answer("the partial upload is gone"),
+                                                **{str(s): PROBLEM for s in (401, 404, 410, 412)}})
 @auth_required()
 def terminate(upload_id: str):
     """Termination: the phone gave up; the partial file goes."""
