@@ -66,11 +66,13 @@ graceful_timeout = 20
 # longer only ties up connection slots behind a load balancer that keeps its own (longer) idle timeout.
 keepalive = 5
 
-# Request line and headers: our URLs are short (ids and a cursor); tighter than gunicorn's defaults so a
-# hostile client cannot make a worker parse megabytes of headers.
-limit_request_line = 4094
-limit_request_fields = 60
-limit_request_field_size = 8190
+# Request line and headers: looser than the app's own limits (GRIDCASE_MAX_URL_BYTES 4096,
+# GRIDCASE_MAX_HEADER_BYTES 16384, GRIDCASE_MAX_HEADER_FIELDS 60), so a request over those gets the app's
+# JSON 414 / 431 rather than gunicorn's HTML 400; still bounded, so no worker parses megabytes of headers.
+# (8190 is the most gunicorn allows for the request line.) nginx in front keeps its own, matching limits.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 16384
 
 # Recycle workers now and then (memory of image decoding is returned to the system), spread out so that
 # not all workers restart at once.

@@ -10,7 +10,7 @@ from werkzeug.routing import PathConverter
 
 from app.config import Config
 from app.database import normalise_database_url, reset_begin_mode, set_begin_mode
-from app.errors import refuse_nul_input
+from app.errors import check_request_head, refuse_nul_input
 from app.extensions import api, db, jwt, limiter, migrate
 from app.ops import ratelimit_store  # registers the gridcase+db:// rate-limit storage
 
@@ -178,6 +178,12 @@ def register_commands(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _head_limits():
+        cfg = app.config
+        check_request_head(request.environ, request.headers, max_url=int(cfg["MAX_URL_BYTES"]),
+                           max_header_bytes=int(cfg["MAX_HEADER_BYTES"]), max_fields=int(cfg["MAX_HEADER_FIELDS"]))
+
     @app.before_request
     def _begin_mode():
         # GETs never write: let SQLite run them beside the writer instead of queueing for the lock. The sync

@@ -99,6 +99,11 @@ class Config:
     TUS_EXPIRE_HOURS = 24
     # Whole requests (photos come through their own streaming routes with their own limits).
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+    # The request line and headers (414 url_too_long, 431 headers_too_large): ours are short (ids, a cursor,
+    # a token). gunicorn's own limits (gunicorn.conf.py) are looser, so these answer first, in JSON.
+    MAX_URL_BYTES = 4096
+    MAX_HEADER_BYTES = 16384
+    MAX_HEADER_FIELDS = 60
 
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SQLALCHEMY_TRACK_MODIFICATIONS = False

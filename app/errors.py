@@ -30,6 +30,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_found": ("请求的资源不存在或不在您的权限范围内。", "The resource does not exist or is outside your scope."),
     "method_not_allowed": ("该地址不支持此请求方法。", "This method is not allowed on this address."),
     "payload_too_large": ("请求体超过允许的大小。", "The request body is larger than allowed."),
+    "url_too_long": ("请求地址过长。", "The request URL is longer than allowed."),
+    "headers_too_large": ("请求头过大或过多。", "The request headers are larger or more than allowed."),
     "range_not_satisfiable": ("请求的字节范围超出了文件大小。", "The requested byte range is outside the file."),
     "too_many_ops": ("一次同步的操作过多（上限 {limit} 条）。", "Too many ops in one sync (limit {limit})."),
     "unsupported_media_type": ("不支持的内容类型。", "Unsupported content type."),
@@ -136,6 +138,18 @@ class Conflict(DomainError):
 class PayloadTooLarge(DomainError):
     status = 413
     code = "payload_too_large"
+
+
+def check_request_head(environ, headers, *, max_url: int, max_header_bytes: int, max_fields: int) -> None:
+    """Our limits on the request line and headers, tighter than gunicorn's (gunicorn.conf.py) so that what
+    is too large gets our 414 / 431 in JSON, not the server's HTML."""
+    url = environ.get("RAW_URI") or environ.get("REQUEST_URI") or (
+        environ.get("PATH_INFO", "") + ("?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else ""))
+    if len(url) > max_url:
+        raise DomainError("url_too_long", status=414, max_bytes=max_url)
+    fields = list(headers.items())
+    if len(fields) > max_fields or sum(len(k) + len(v) + 4 for k, v in fields) > max_header_bytes:
+        raise DomainError("headers_too_large", status=431, max_bytes=max_header_bytes, max_fields=max_fields)
 
 
 def language() -> str:

@@ -219,3 +219,53 @@ def test_detail_in_the_callers_language(client, accept, lang):
     assert client.get("/api/v1/me", headers=headers).get_json()["detail"] == (zh if lang == "zh" else en)
     zh, en = MESSAGES["not_found"]
     assert client.get("/api/v1/nope", headers=headers).get_json()["detail"] == (zh if lang == "zh" else en)
+
+
+# ---------------------------------------------------------------------------------------------- head limits
+
+
+def test_a_long_url_is_a_414(client):
+    assert_problem(client.get("/api/v1/cases?q=" + "火" * 2000), 414, "url_too_long")  # 6,000 bytes escaped
+    assert client.get("/api/v1/me?q=" + "x" * 3000).status_code == 401  # under the limit: on to the route
+
+
+def test_too_many_or_too_large_headers_are_a_431(client):
+    many = {f"X-Extra-{i}": "1" for i in range(70)}
+    assert_problem(client.get("/api/v1/me", headers=many), 431, "headers_too_large")
+    assert_problem(client.get("/api/v1/me", headers={"X-A": "a" * 9000, "X-B": "b" * 9000}), 431,
+                   "headers_too_large")
+    assert client.get("/api/v1/me", headers={"X-A": "a" * 9000}).status_code == 401
+
+
+def _raw(port: int, request_head: str) -> tuple[int, str, bytes]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request_head.encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    content_type = next((line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type:")), "")
+    return int(lines[0].split()[1]), content_type, body
+
+
+@pytest.mark.slow
+def test_head_limits_through_gunicorn(database_url, tmp_path):
+    """gunicorn's own limits are looser than ours: a long URL or big headers get our JSON, not its HTML."""
+    import json
+
+    from server import start_server
+
+    with start_server(database_url, tmp_path, workers=1) as server:
+        long_url = f"GET /api/v1/cases?q={'x' * 6000} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        big_headers = ("GET /api/v1/me HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                       f"X-A: {'a' * 9000}\r\nX-B: {'b' * 9000}\r\n\r\n")
+        many_headers = ("GET /api/v1/me HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                        + "".join(f"X-Extra-{i}: 1\r\n" for i in range(70)) + "\r\n")
+        for head, status, code in ((long_url, 414, "url_too_long"), (big_headers, 431, "headers_too_large"),
+                                   (many_headers, 431, "headers_too_large")):
+            answered, content_type, body = _raw(server.port, head)
+            assert (answered, content_type) == (status, "application/problem+json"), body[:200]
+            assert json.loads(body)["code"] == code
