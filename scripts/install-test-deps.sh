@@ -4,6 +4,7 @@
 #
 #   postgresql      server binaries for tests/pgserver.py (initdb, pg_ctl, postgres)
 #   redis-server    a real Redis for tests/redisserver.py (the rate limits several nodes share)
+#   nginx           a real nginx in front of gunicorn for tests/test_nginx.py (docs/nginx-gridcase-errors.conf)
 #   chromium        /usr/bin/chromium for the Playwright browser tests
 #   fonts-noto-cjk  Chinese glyphs in screenshots
 #   nodejs, npm     node >= 18 for the frontend tooling
@@ -51,6 +52,8 @@ have_redis() { command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-s
 
 have_chromium() { [[ -x /usr/bin/chromium ]]; }
 
+have_nginx() { [[ -x /usr/sbin/nginx ]]; }
+
 have_python_venv() { python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
 
 have_cjk_fonts() {
@@ -84,6 +87,7 @@ have_python_venv || want python3-venv "Python venv (python3 -m venv needs ensure
 have_postgresql || want postgresql "PostgreSQL server (no initdb under /usr/lib/postgresql/*/bin)"
 have_redis      || want redis-server "Redis server (no redis-server)"
 have_chromium   || want chromium "Chromium (no /usr/bin/chromium)"
+have_nginx      || want nginx "nginx (no /usr/sbin/nginx)"
 have_cjk_fonts  || want fonts-noto-cjk "Noto CJK fonts (Chinese glyphs)"
 if ! have_node; then
   if major=$(node_major); then
@@ -98,7 +102,7 @@ elif ! have_npm; then
 fi
 
 if (( ${#pkgs[@]} == 0 )); then
-  log "all test dependencies already present (postgresql, redis-server, chromium, fonts-noto-cjk, node $(node --version), npm $(npm --version))"
+  log "all test dependencies already present (postgresql, redis-server, nginx, chromium, fonts-noto-cjk, node $(node --version), npm $(npm --version))"
   exit 0
 fi
 
@@ -157,6 +161,7 @@ have_python_venv || { echo "install-test-deps: python3-venv still missing" >&2; 
 have_postgresql || { echo "install-test-deps: postgresql still missing initdb" >&2; fail=1; }
 have_redis      || { echo "install-test-deps: redis-server still missing" >&2; fail=1; }
 have_chromium   || { echo "install-test-deps: /usr/bin/chromium still missing" >&2; fail=1; }
+have_nginx      || { echo "install-test-deps: /usr/sbin/nginx still missing" >&2; fail=1; }
 have_cjk_fonts  || { echo "install-test-deps: fonts-noto-cjk still missing" >&2; fail=1; }
 have_node       || { echo "install-test-deps: node >= $NODE_MIN_MAJOR still missing (got: $(node --version 2>&1 || true))" >&2; fail=1; }
 have_npm        || { echo "install-test-deps: npm still missing" >&2; fail=1; }
