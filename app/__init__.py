@@ -54,10 +54,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 def register_hooks(app: Flask) -> None:
     """The features' hooks into one another (app/cases/hooks.py), wired here rather than on import."""
     from app.cases import hooks as case_hooks
-    from app.stats import points
+    from app.stats import points, rollup
 
     case_hooks.register(app)
     points.register(app)
+    rollup.register()  # the figures' triggers come with db.create_all's tables
 
 
 def register_operations(app: Flask) -> None:

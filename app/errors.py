@@ -430,7 +430,9 @@ def _transient_database_error(exc: Exception) -> bool:
 def handle_unexpected(exc: Exception):
     import errno
 
-    from app.extensions import db
+    from flask import current_app
+
+    db = current_app.extensions["sqlalchemy"]  # (app.extensions imports this module: no import back)
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         # A full disk wherever it strikes (spooling, the tus part files): a clear 507, not a bare 500.

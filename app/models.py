@@ -10,6 +10,6 @@ from app.devices.models import Device  # noqa: F401
 from app.media.models import Photo, PhotoHolder, Upload  # noqa: F401
 from app.ops.ratelimit_store import counters  # noqa: F401 (rate-limit counters every worker shares)
 from app.regions.models import Region  # noqa: F401
-from app.stats.models import stats_finished, stats_reported  # noqa: F401 (and the roll-up's triggers)
+from app.stats.models import stats_finished, stats_reported  # noqa: F401
 from app.sync.models import HeldOp, OpLog  # noqa: F401
 from app.users.models import User  # noqa: F401

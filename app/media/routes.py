@@ -181,11 +181,3 @@ def get_photo(sha256: str):
         response.make_conditional(request, accept_ranges=True, complete_length=size)
     response.headers.update(headers)
     return response
-    if variant == "original":
-        name = f"{sha256}-original.{_EXTENSIONS.get(photo.format, 'bin')}"
-    else:
-        name = f"{sha256}-{variant}.jpg"
-    response = send_file(stream, mimetype=content_type, as_attachment=variant == "original",
-                         download_name=name, etag=False, conditional=False, max_age=None)
-    response.headers.update(headers)
-    return response

@@ -88,6 +88,3 @@ for _level in CLOSED_HOURS_LEVELS:
 OPEN_SQL = "cases.state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")"
 Index("ix_cases_open_due_city", Case.__table__.c.city_code, Case.__table__.c.due_at,
       sqlite_where=text(OPEN_SQL.removeprefix("cases.")), postgresql_where=text(OPEN_SQL.removeprefix("cases.")))
-
-# The triggers come with the tables: rollup's DDL event installs them after ``db.create_all``.
-from app.stats import rollup  # noqa: F401

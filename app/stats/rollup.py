@@ -297,11 +297,16 @@ def uninstall(connection: Connection) -> None:
         connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
 
 
-@event.listens_for(db.metadata, "after_create")
 def _install_after_create(target, connection, tables=(), **kw):
     created = {t.name for t in tables}
     if created & {t.name for t in ROLLUP_TABLES}:
         install(connection)
+
+
+def register() -> None:
+    """The triggers come with the tables: ``db.create_all`` installs them (migrations do so themselves)."""
+    if not event.contains(db.metadata, "after_create", _install_after_create):
+        event.listen(db.metadata, "after_create", _install_after_create)
 
 
 # ---------------------------------------------------------------------------------------------- rebuild
