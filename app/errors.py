@@ -362,39 +362,49 @@ def _non_json_body(messages) -> bool:
             and bool(request.mimetype) and not request.is_json)
 
 
+def _validation_errors(messages) -> dict:
+    """webargs keys the messages by location ("json", "query"); a body field is named without it."""
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers"}:
+        merged = {}
+        for location, fields in messages.items():
+            merged.update(_flatten(fields, "" if location == "json" else location))
+        return merged
+    return _flatten(messages)
+
+
+def _bad_json(exc: HTTPException) -> bool:
+    """A 400 from webargs or werkzeug because the body is not JSON (or not UTF-8)."""
+    return isinstance(getattr(exc, "exc", None), ValueError) or (
+        isinstance(exc.description, str) and "JSON" in exc.description)
+
+
+def _http_headers(exc: HTTPException, status: int) -> dict:
+    """The headers a status needs: Allow (405), Content-Range (416), Retry-After (429)."""
+    if status == 405 and getattr(exc, "valid_methods", None):
+        return {"Allow": ", ".join(exc.valid_methods)}
+    if status == 416 and getattr(exc, "length", None) is not None:
+        return {"Content-Range": f"{exc.units} */{exc.length}"}  # how long the object is (RFC 9110 15.5.17)
+    if status == 429:
+        return {"Retry-After": str(getattr(exc, "retry_after", None) or 60)}
+    return {}
+
+
 def handle_http_exception(exc: HTTPException):
     status = exc.code or 500
     if status >= 500 and status not in _HTTP_CODES:
         return handle_unexpected(exc)
     code = _HTTP_CODES.get(status, "bad_request")
     errors = None
-    data = getattr(exc, "data", None) or {}
-    if status == 422 and "messages" in data and _non_json_body(data["messages"]):
+    messages = (getattr(exc, "data", None) or {}).get("messages") if status == 422 else None
+    if messages is not None and _non_json_body(messages):
         # webargs reads a JSON body only when it is labelled JSON; a form or text body would otherwise be
         # answered with "missing field" for every field.
         return problem(415, "unsupported_media_type")
-    if status == 422 and "messages" in data:
-        messages = data["messages"]
-        # webargs keys the messages by location ("json", "query"); a body field is named without it.
-        if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers"}:
-            merged = {}
-            for location, fields in messages.items():
-                merged.update(_flatten(fields, "" if location == "json" else location))
-            errors = merged
-        else:
-            errors = _flatten(messages)
-    elif status == 400 and (isinstance(getattr(exc, "exc", None), ValueError)  # webargs: bad JSON or UTF-8
-                            or isinstance(exc.description, str) and "JSON" in exc.description):
+    if messages is not None:
+        errors = _validation_errors(messages)
+    elif status == 400 and _bad_json(exc):
         code = "invalid_json"
-    headers = {}
-    if status == 405 and getattr(exc, "valid_methods", None):
-        headers["Allow"] = ", ".join(exc.valid_methods)
-    if status == 416 and getattr(exc, "length", None) is not None:
-        headers["Content-Range"] = f"{exc.units} */{exc.length}"  # how long the object is (RFC 9110 15.5.17)
-    if status == 429:
-        retry_after = getattr(exc, "retry_after", None)
-        headers["Retry-After"] = str(retry_after or 60)
-    return problem(status, code, errors=errors, headers=headers)
+    return problem(status, code, errors=errors, headers=_http_headers(exc, status))
 
 
 def handle_domain_error(exc: DomainError):

@@ -96,63 +96,140 @@ class _Row:
         return f"feature {self.index} ({self.code or '?'})"
 
 
+class _Refused(ValueError):
+    """One feature's problem: it is left out and the problem listed."""
+
+
+def _parse_geometry(raw) -> tuple[object | None, str | None]:
+    """The feature's polygon (shapely) and its compact GeoJSON, or (None, None) for a region without one."""
+    if raw is None:
+        return None, None
+    try:
+        if raw.get("type") not in ("Polygon", "MultiPolygon"):
+            raise ValueError(f"geometry type {raw.get('type')!r} is not Polygon or MultiPolygon")
+        geom = shape(raw)
+        if geom.is_empty:
+            raise ValueError("empty geometry")
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, shapely.errors.GEOSException) as exc:
+        raise _Refused(f"invalid geometry: {exc}") from exc
+    minx, miny, maxx, maxy = geom.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise _Refused("coordinates outside WGS-84 longitude/latitude ranges")
+    if not geom.is_valid:
+        raise _Refused(f"invalid polygon: {explain_validity(geom)}")
+    return geom, json.dumps(mapping(geom), separators=(",", ":"))
+
+
+def _parse_feature(i: int, feature, seen: dict[str, int], problems: list[str]) -> _Row:
+    """One feature as a row; raises _Refused (with its label) for a feature that cannot be imported. A bad
+    name is listed but the feature still checked, so that every problem of the file shows at once."""
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise _Refused(f"feature {i}: not a GeoJSON Feature")
+    props = feature.get("properties") or {}
+    code, name, level, parent = (props.get(k) for k in ("code", "name", "level", "parent"))
+    if not isinstance(code, str) or not code.strip() or len(code) > 32:
+        raise _Refused(f"feature {i}: properties.code must be a string of 1-32 characters")
+    label = f"feature {i} ({code})"
+    if code in seen:
+        raise _Refused(f"{label}: code appears twice in the file (also feature {seen[code]})")
+    seen[code] = i
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        problems.append(f"{label}: properties.name must be a string of 1-100 characters")
+    if level not in LEVELS:
+        raise _Refused(f"{label}: properties.level must be one of {', '.join(LEVELS)}")
+    if parent is not None and (not isinstance(parent, str) or not parent):
+        raise _Refused(f"{label}: properties.parent must be a region code or null")
+    if parent == code:
+        raise _Refused(f"{label}: a region cannot be its own parent")
+    try:
+        geom, geometry_json = _parse_geometry(feature.get("geometry"))
+    except _Refused as exc:
+        raise _Refused(f"{label}: {exc}") from exc
+    return _Row(i, code, (name or "").strip(), level, parent, geom, geometry_json)
+
+
 def _parse_features(doc) -> tuple[list[_Row], list[str]]:
-    problems: list[str] = []
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(
             doc.get("features"), list):
         return [], ["the file is not a GeoJSON FeatureCollection"]
+    problems: list[str] = []
     rows: list[_Row] = []
     seen: dict[str, int] = {}
     for i, feature in enumerate(doc["features"]):
-        label = f"feature {i}"
-        if not isinstance(feature, dict) or feature.get("type") != "Feature":
-            problems.append(f"{label}: not a GeoJSON Feature")
-            continue
-        props = feature.get("properties") or {}
-        code, name, level, parent = (props.get(k) for k in ("code", "name", "level", "parent"))
-        if not isinstance(code, str) or not code.strip() or len(code) > 32:
-            problems.append(f"{label}: properties.code must be a string of 1-32 characters")
-            continue
-        label = f"feature {i} ({code})"
-        if code in seen:
-            problems.append(f"{label}: code appears twice in the file (also feature {seen[code]})")
-            continue
-        seen[code] = i
-        if not isinstance(name, str) or not name.strip() or len(name) > 100:
-            problems.append(f"{label}: properties.name must be a string of 1-100 characters")
-        if level not in LEVELS:
-            problems.append(f"{label}: properties.level must be one of {', '.join(LEVELS)}")
-            continue
-        if parent is not None and (not isinstance(parent, str) or not parent):
-            problems.append(f"{label}: properties.parent must be a region code or null")
-            continue
-        if parent == code:
-            problems.append(f"{label}: a region cannot be its own parent")
-            continue
-        geom = None
-        geometry_json = None
-        raw = feature.get("geometry")
-        if raw is not None:
-            try:
-                if raw.get("type") not in ("Polygon", "MultiPolygon"):
-                    raise ValueError(f"geometry type {raw.get('type')!r} is not Polygon or MultiPolygon")
-                geom = shape(raw)
-                if geom.is_empty:
-                    raise ValueError("empty geometry")
-            except (ValueError, TypeError, AttributeError, IndexError, KeyError,
-                    shapely.errors.GEOSException) as exc:
-                problems.append(f"{label}: invalid geometry: {exc}")
-                continue
-            minx, miny, maxx, maxy = geom.bounds
-            if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-                problems.append(f"{label}: coordinates outside WGS-84 longitude/latitude ranges")
-                continue
-            if not geom.is_valid:
-                problems.append(f"{label}: invalid polygon: {explain_validity(geom)}")
-                continue
-            geometry_json = json.dumps(mapping(geom), separators=(",", ":"))
-        rows.append(_Row(i, code, (name or "").strip(), level, parent, geom, geometry_json))
+        try:
+            rows.append(_parse_feature(i, feature, seen, problems))
+        except _Refused as exc:
+            problems.append(str(exc))
     return rows, problems
+
+
+class _Tree:
+    """The regions of a file and the parents it names that are already in the database."""
+
+    def __init__(self, rows: list[_Row]):
+        self.rows = rows
+        self.by_code = {row.code: row for row in rows}
+        wanted = {row.parent for row in rows if row.parent and row.parent not in self.by_code}
+        self.existing = {r.code: r for r in db.session.scalars(select(Region).where(Region.code.in_(wanted)))} \
+            if wanted else {}
+
+    def parent_of(self, row: _Row):
+        return self.by_code.get(row.parent) or self.existing.get(row.parent)
+
+    def placement_problem(self, row: _Row, tolerance_m: float) -> str | None:
+        """Why the row cannot lie where the file puts it, or None."""
+        if row.parent is None:
+            return None if row.level == "city" else f"{row.label}: a {row.level} needs a parent"
+        parent = self.parent_of(row)
+        if parent is None:
+            return f"{row.label}: unknown parent {row.parent!r}"
+        if level_rank(parent.level) >= level_rank(row.level):
+            return (f"{row.label}: level out of order: a {row.level} cannot lie under "
+                    f"the {parent.level} {row.parent!r}")
+        parent_geom = parent.geom if isinstance(parent, _Row) else (
+            shape(json.loads(parent.geometry)) if parent.geometry else None)
+        if row.geom is None or parent_geom is None:
+            return None
+        lat0 = row.geom.centroid.y
+        outside = to_local_metres(row.geom, lat0).difference(to_local_metres(parent_geom, lat0).buffer(tolerance_m))
+        if not outside.is_empty and outside.area > 0.01:
+            return (f"{row.label}: lies outside its parent {row.parent!r} by "
+                    f"{outside.area:.0f} m² (tolerance {tolerance_m:g} m)")
+        return None
+
+    def resolve(self, row: _Row, trail: tuple = ()) -> dict | None:
+        """The row's ancestor codes, following parents through the file and the database; None on a loop."""
+        if row.codes:
+            return row.codes
+        if row.code in trail:
+            return None
+        codes = {f"{level}_code": None for level in LEVELS}
+        if row.parent is not None:
+            parent = self.parent_of(row)
+            if parent is None:
+                return None
+            parent_codes = self.resolve(parent, trail + (row.code,)) if isinstance(parent, _Row) \
+                else parent.level_codes()
+            if parent_codes is None:
+                return None
+            codes.update(parent_codes)
+        codes[f"{row.level}_code"] = row.code
+        row.codes = codes
+        return codes
+
+
+def _write(row: _Row, region: Region, now) -> None:
+    region.name = row.name
+    region.level = row.level
+    region.parent_code = row.parent
+    for key, value in row.codes.items():
+        setattr(region, key, value)
+    region.geometry = row.geometry_json
+    if row.geom is not None:
+        region.min_lon, region.min_lat, region.max_lon, region.max_lat = row.geom.bounds
+    else:
+        region.min_lon = region.min_lat = region.max_lon = region.max_lat = None
+    region.updated_at = now
 
 
 def import_regions(doc, *, tolerance_m: float = 5.0,
@@ -163,75 +240,20 @@ def import_regions(doc, *, tolerance_m: float = 5.0,
     every problem (nothing is written then).
     """
     rows, problems = _parse_features(doc)
-    by_code = {row.code: row for row in rows}
-    wanted = {row.parent for row in rows if row.parent and row.parent not in by_code}
-    existing = {r.code: r for r in db.session.scalars(select(Region).where(Region.code.in_(wanted)))} \
-        if wanted else {}
-    current = {r.code: r for r in db.session.scalars(select(Region).where(Region.code.in_(list(by_code))))} \
-        if by_code else {}
-
-    def parent_of(code: str):
-        if code in by_code:
-            return by_code[code]
-        return existing.get(code)
-
-    for row in progress(rows):
-        if row.parent is None:
-            if row.level != "city":
-                problems.append(f"{row.label}: a {row.level} needs a parent")
-            continue
-        parent = parent_of(row.parent)
-        if parent is None:
-            problems.append(f"{row.label}: unknown parent {row.parent!r}")
-            continue
-        if level_rank(parent.level) >= level_rank(row.level):
-            problems.append(f"{row.label}: level out of order: a {row.level} cannot lie under "
-                            f"the {parent.level} {row.parent!r}")
-            continue
-        parent_geom = parent.geom if isinstance(parent, _Row) else (
-            shape(json.loads(parent.geometry)) if parent.geometry else None)
-        if row.geom is not None and parent_geom is not None:
-            lat0 = row.geom.centroid.y
-            child_m = to_local_metres(row.geom, lat0)
-            parent_m = to_local_metres(parent_geom, lat0)
-            outside = child_m.difference(parent_m.buffer(tolerance_m))
-            if not outside.is_empty and outside.area > 0.01:
-                problems.append(f"{row.label}: lies outside its parent {row.parent!r} by "
-                                f"{outside.area:.0f} m² (tolerance {tolerance_m:g} m)")
-
-    # Ancestor codes, following parents through the file and the database; detects cycles.
-    def resolve(row: _Row, trail: tuple = ()) -> dict | None:
-        if row.codes:
-            return row.codes
-        if row.code in trail:
-            return None
-        codes = {f"{level}_code": None for level in LEVELS}
-        if row.parent is not None:
-            parent = parent_of(row.parent)
-            if parent is None:
-                return None
-            if isinstance(parent, _Row):
-                parent_codes = resolve(parent, trail + (row.code,))
-                if parent_codes is None:
-                    return None
-            else:
-                parent_codes = parent.level_codes()
-            codes.update(parent_codes)
-        codes[f"{row.level}_code"] = row.code
-        row.codes = codes
-        return codes
-
+    tree = _Tree(rows)
+    current = {r.code: r for r in db.session.scalars(select(Region).where(Region.code.in_(list(tree.by_code))))} \
+        if tree.by_code else {}
+    problems += [p for p in (tree.placement_problem(row, tolerance_m) for row in progress(rows)) if p]
     if not problems:
-        for row in rows:
-            if resolve(row) is None:
-                problems.append(f"{row.label}: its chain of parents loops back on itself")
+        problems += [f"{row.label}: its chain of parents loops back on itself" for row in rows
+                     if tree.resolve(row) is None]
     if problems:
         db.session.rollback()
         raise RegionImportFailed(problems)
 
     created = updated = 0
     now = utcnow()
-    moved: list[tuple[Region, dict]] = []
+    moved: list[Region] = []
     # Parents first, so foreign keys hold at every insert.
     for row in sorted(rows, key=lambda r: level_rank(r.level)):
         region = current.get(row.code)
@@ -245,22 +267,11 @@ def import_regions(doc, *, tolerance_m: float = 5.0,
                 db.session.rollback()
                 raise RegionImportFailed([f"{row.label}: level cannot change from {region.level} to "
                                           f"{row.level} on re-import"])
-            old_codes = region.level_codes()
-            if old_codes != row.codes:
-                moved.append((region, old_codes))
-        region.name = row.name
-        region.level = row.level
-        region.parent_code = row.parent
-        for key, value in row.codes.items():
-            setattr(region, key, value)
-        region.geometry = row.geometry_json
-        if row.geom is not None:
-            region.min_lon, region.min_lat, region.max_lon, region.max_lat = row.geom.bounds
-        else:
-            region.min_lon = region.min_lat = region.max_lon = region.max_lat = None
-        region.updated_at = now
+            if region.level_codes() != row.codes:
+                moved.append(region)
+        _write(row, region, now)
         db.session.flush()
-    for region, _old in moved:
+    for region in moved:
         propagate_move(region)
     db.session.commit()
     invalidate_index()
