@@ -302,6 +302,8 @@ _CODEC_KEPT = (0xC4, 0xDB, 0xDD)  # DHT, DQT, DRI
 _SCAN_END = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])")
 
 
+# complexity: one pass over the file's segments, one branch per kind of marker, as the JPEG standard lists
+# them; split up, the parser's state (offset, what was seen) would travel through every piece.
 def _strip_jpeg(data: bytes, pixels: int) -> bytes | None:
     """The JPEG in ``data`` rebuilt from the segments a decoder needs (a JFIF header, DQT, DHT, DRI, SOF,
     the scans) up to its EOI: no APPn (EXIF, XMP, ICC, MPF, ...), no comment, nothing after the end. A

@@ -11,7 +11,7 @@ from app.errors import PayloadTooLarge
 from app.extensions import limiter
 from app.ops.metrics import count_sync_results
 from app.ops.security import device_key, limit, user_key
-from app.sync import services
+from app.sync import changes, services
 
 blp = Blueprint("sync", __name__, description="Offline sync (protocol v1, see DESIGN.md)")
 
@@ -76,8 +76,8 @@ def push():
 @auth_required()
 def pull(args):
     """The cases in my working set changed since ``cursor`` (tombstones for those that left it)."""
-    cursor = services.parse_cursor(args["cursor"])
-    return jsonify(services.changes_since(current_user, cursor, args["limit"]))
+    cursor = changes.parse_cursor(args["cursor"])
+    return jsonify(changes.changes_since(current_user, cursor, args["limit"]))
 
 
 @blp.route("/sync/orphans", methods=["GET"])
@@ -86,4 +86,4 @@ def pull(args):
 @auth_required("reviewer", "admin")
 def orphans(args):
     """Ops held for a case that never arrived (older than HELD_ORPHAN_HOURS), from phones in my region."""
-    return jsonify(services.orphans(current_user, args["older_than_hours"], args["limit"]))
+    return jsonify(changes.orphans(current_user, args["older_than_hours"], args["limit"]))

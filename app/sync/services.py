@@ -22,19 +22,18 @@ import json
 import logging
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from app.auth.scope import case_criterion, case_visible
+from app.auth.scope import case_visible
 from app.cases import actions, duplicates, merge, notes, reports, transitions, unit_of_work
-from app.cases.detail import case_to_dict
-from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseScopeExit
+from app.cases.models import Case
 from app.database import read_only_transactions, reset_begin_mode, set_begin_mode, utcnow
 from app.devices.models import Device
 from app.errors import NUL_MESSAGE, DomainError, PayloadTooLarge, ValidationFailed, _flatten, nul_paths
@@ -165,6 +164,39 @@ class _Unsafe(Exception):
     """An op failed half-way outside a savepoint: run the batch again with a savepoint per op."""
 
 
+def _uuid(value) -> bool:
+    return isinstance(value, str) and len(value) == 36
+
+
+def _op_ids(ops: list) -> list[str]:
+    return sorted({op["op_id"].lower() for op in ops if isinstance(op, dict) and _uuid(op.get("op_id"))})
+
+
+def _report_ids(ops: list) -> list[str]:
+    return sorted({op["report"]["id"].lower() for op in ops if isinstance(op, dict)
+                   and op.get("type") == "report.create" and isinstance(op.get("report"), dict)
+                   and _uuid(op["report"].get("id"))})
+
+
+def _op_types_by_case(ops: list) -> dict[str, set]:
+    kinds: dict[str, set] = {}
+    for op in ops:
+        case_id = op.get("case_id") if isinstance(op, dict) else None
+        if isinstance(case_id, str):
+            kinds.setdefault(case_id, set()).add(op.get("type"))
+    return kinds
+
+
+def _lowest_bases(ops: list) -> dict[str, int]:
+    """Per case, the lowest base_version its case.update ops name (what the merges will read from)."""
+    bases: dict[str, int] = {}
+    for op in ops:
+        if isinstance(op, dict) and op.get("type") == "case.update" and isinstance(op.get("case_id"), str) \
+                and type(op.get("base_version")) is int:
+            bases[op["case_id"]] = min(bases.get(op["case_id"], op["base_version"]), op["base_version"])
+    return bases
+
+
 class Batch:
     """What one attempt at a batch knows up front: one query each for the ops already logged or held and
     for the reports' case ids, instead of a look-up per op."""
@@ -172,11 +204,7 @@ class Batch:
     def __init__(self, ops: list, safe: bool, loaded: dict[str, Case], neighbours: duplicates.Neighbours | None):
         self.safe = safe
         self.loaded = loaded
-        op_ids = sorted({op["op_id"].lower() for op in ops if isinstance(op, dict)
-                         and isinstance(op.get("op_id"), str) and len(op["op_id"]) == 36})
-        report_ids = sorted({op["report"]["id"].lower() for op in ops if isinstance(op, dict)
-                             and op.get("type") == "report.create" and isinstance(op.get("report"), dict)
-                             and isinstance(op["report"].get("id"), str) and len(op["report"]["id"]) == 36})
+        op_ids, report_ids = _op_ids(ops), _report_ids(ops)
         self.logged = logged_ops(op_ids)
         self.held = {row.op_id: row for row in db.session.scalars(
             select(HeldOp).where(HeldOp.op_id.in_(op_ids)))} if op_ids else {}
@@ -186,29 +214,26 @@ class Batch:
             select(Case.id).where(Case.id.in_(report_ids)))) if report_ids else set()
         if neighbours is not None:
             duplicates.use_neighbours(neighbours)
-        # Cases that only case.update ops of this batch touch are merged without savepoints, from their
-        # stages and events read here in one query each.
+        # Cases that only case.update ops (or only case.note ops) of this batch touch are written as rows,
+        # without savepoints, from what is read here in one query each.
         self.fast_updates: set[str] = set()
         self.fast_notes: set[str] = set()
-        if safe:
-            return
-        kinds: dict[str, set] = {}
-        bases: dict[str, int] = {}
-        for op in ops:
-            case_id = op.get("case_id") if isinstance(op, dict) else None
-            if isinstance(case_id, str):
-                kinds.setdefault(case_id, set()).add(op.get("type"))
-                if op.get("type") == "case.update" and type(op.get("base_version")) is int:
-                    bases[case_id] = min(bases.get(case_id, op["base_version"]), op["base_version"])
-        self.fast_updates = {cid for cid, types in kinds.items() if types == {"case.update"} and cid in loaded
-                             and loaded[cid].state != "merged" and cid not in report_ids}
-        unit_of_work.current().prefetch({cid: loaded[cid] for cid in self.fast_updates},
-                                        {cid: bases[cid] for cid in self.fast_updates if cid in bases})
-        # Cases that only case.note ops touch: their notes are appended as rows too, the note ids that exist
-        # already read for all of them at once.
-        self.fast_notes = {cid for cid, types in kinds.items() if types == {"case.note"} and cid in loaded
-                           and loaded[cid].state != "merged" and cid not in report_ids}
-        unit_of_work.current().notes.update(notes.existing_notes([
+        if not safe:
+            self._read_fast_paths(ops, set(report_ids))
+
+    def _only(self, kinds: dict[str, set], kind: str, report_ids: set[str]) -> set[str]:
+        return {cid for cid, types in kinds.items() if types == {kind} and cid in self.loaded
+                and self.loaded[cid].state != "merged" and cid not in report_ids}
+
+    def _read_fast_paths(self, ops: list, report_ids: set[str]) -> None:
+        kinds = _op_types_by_case(ops)
+        uow = unit_of_work.current()
+        self.fast_updates = self._only(kinds, "case.update", report_ids)
+        bases = _lowest_bases(ops)
+        uow.prefetch({cid: self.loaded[cid] for cid in self.fast_updates},
+                     {cid: bases[cid] for cid in self.fast_updates if cid in bases})
+        self.fast_notes = self._only(kinds, "case.note", report_ids)
+        uow.notes.update(notes.existing_notes([
             op["note"]["id"] for op in ops if op.get("type") == "case.note" and op.get("case_id") in self.fast_notes
             and isinstance(op.get("note"), dict) and isinstance(op["note"].get("id"), str)]))
 
@@ -629,95 +654,4 @@ def _record_device(user: User, envelope: dict, now: datetime) -> None:
         db.session.execute(_device_upserts[key], params)
 
 
-# ---------------------------------------------------------------------------------------------- pull
-
-
-def _working_set(user: User):
-    """The cases a phone keeps offline: my tasks and my region's open cases (a volunteer: my reports)."""
-    if user.role == "volunteer":
-        return Case.reporter_id == user.id
-    mine = or_(Case.assignee_id == user.id, Case.reporter_id == user.id)
-    if user.role == "admin":
-        return or_(mine, Case.state.in_(OPEN_STATES) & (Case.level != "grid"))
-    region = getattr(Case, f"{user.region.level}_code") == user.region_code
-    return or_(mine, and_(region, Case.state.in_(OPEN_STATES)))
-
-
-def changes_since(user: User, cursor: int, limit: int) -> dict:
-    """The caller's cases changed since ``cursor``, in change order, with tombstones for cases that left
-    the working set or the scope; ``cursor`` of the answer continues from there."""
-    in_set = _working_set(user)
-    rows = db.session.execute(
-        select(Case, in_set.label("in_set")).where(case_criterion(Case, user), Case.change_seq > cursor)
-        .order_by(Case.change_seq).limit(limit + 1)).all()
-    exits = []
-    if user.role != "admin" and user.role != "volunteer":
-        old_scope = getattr(CaseScopeExit, f"{user.region.level}_code") == user.region_code
-        still_visible = exists().where(Case.id == CaseScopeExit.case_id, case_criterion(Case, user))
-        exits = db.session.execute(
-            select(CaseScopeExit.case_id, CaseScopeExit.change_seq)
-            .where(old_scope, CaseScopeExit.change_seq > cursor, ~still_visible)
-            .order_by(CaseScopeExit.change_seq).limit(limit + 1)).all()
-    items: list[tuple[int, str, object]] = [(row.Case.change_seq, row.Case.id, row) for row in rows]
-    items += [(e.change_seq, e.case_id, None) for e in exits]
-    items.sort(key=lambda t: (t[0], t[1]))
-    seen: set[str] = set()
-    page = []
-    for seq, case_id, row in items:
-        if case_id in seen:
-            continue
-        seen.add(case_id)
-        page.append((seq, case_id, row))
-    has_more = len(page) > limit
-    page = page[:limit]
-    full = [row.Case for _, _, row in page if row is not None and row.in_set]
-    user_ids = {i for c in full for i in (c.reporter_id, c.assignee_id) if i}
-    usernames = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()) \
-        if user_ids else {}
-    photos: dict[str, list[dict]] = {}
-    if full:
-        for case_id, sha, role in db.session.execute(
-                select(CasePhoto.case_id, CasePhoto.sha256, CasePhoto.role)
-                .where(CasePhoto.case_id.in_([c.id for c in full])).order_by(CasePhoto.case_id, CasePhoto.event_version, CasePhoto.position)).all():
-            photos.setdefault(case_id, []).append({"sha256": sha, "role": role})
-    out = []
-    for seq, case_id, row in page:
-        if row is not None and row.in_set:
-            out.append({"seq": seq, "case": case_to_dict(row.Case, usernames, photos.get(case_id, []))})
-        else:
-            reason = "out_of_scope" if row is None else row.Case.state
-            out.append({"seq": seq, "tombstone": {"id": case_id, "reason": reason}})
-    next_cursor = page[-1][0] if page else cursor
-    return {"changes": out, "cursor": str(next_cursor), "has_more": has_more}
-
-
-# ---------------------------------------------------------------------------------------------- orphans
-
-
-def orphans(user: User, older_than_hours: float | None = None, limit: int = 200) -> list[dict]:
-    """Held ops that have waited too long for their case, for reviewers of the senders' regions."""
-    from app.auth.scope import region_criterion
-    from app.regions.models import Region
-
-    hours = older_than_hours if older_than_hours is not None else float(current_app.config["HELD_ORPHAN_HOURS"])
-    cutoff = utcnow() - timedelta(hours=hours)
-    rows = db.session.execute(
-        select(HeldOp, User.username).join(User, HeldOp.user_id == User.id)
-        .join(Region, User.region_code == Region.code)
-        .where(HeldOp.received_at <= cutoff, region_criterion(Region, user))
-        .order_by(HeldOp.received_at).limit(limit)).all()
-    return [{"op_id": h.op_id, "case_id": h.case_id, "type": h.type, "username": username,
-             "device_id": h.device_id, "seq": h.seq, "received_at": h.received_at.isoformat(),
-             "waiting_hours": round((utcnow() - h.received_at).total_seconds() / 3600, 1)}
-            for h, username in rows]
-
-
-def parse_cursor(value: str | None) -> int:
-    if value in (None, ""):
-        return 0
-    if not value.isdigit() or len(value) > 18:
-        raise ValidationFailed("invalid_cursor", errors={"cursor": ["not a cursor this server gave out"]})
-    return int(value)
-
-
-__all__ = ["changes_since", "orphans", "parse_cursor", "sync"]
+__all__ = ["sync"]
