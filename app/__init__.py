@@ -136,10 +136,10 @@ def register_blueprints(app: Flask) -> None:
     from app.cases.routes import blp as cases_blp
     from app.devices.routes import blp as devices_blp
     from app.media.routes import blp as media_blp
-    from app.regions.routes import blp as regions_blp
-    from app.sync.routes import blp as sync_blp
-    from app.stats.routes import blp as stats_blp  # also wires the points transition hook
     from app.open311.routes import blp as open311_blp
+    from app.regions.routes import blp as regions_blp
+    from app.stats.routes import blp as stats_blp  # also wires the points transition hook
+    from app.sync.routes import blp as sync_blp
 
     for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp, admin_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")

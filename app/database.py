@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, event, insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 

@@ -71,7 +71,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "tus_offset_mismatch": ("Upload-Offset 与服务器不一致，请先查询进度。",
                             "Upload-Offset does not match the server's; ask with HEAD first."),
     "tus_checksum_mismatch": ("分片校验和不一致，请重传该分片。", "The chunk's checksum does not match; send it again."),
-    "tus_bad_checksum_algorithm": ("不支持的校验算法（支持 sha256、sha1）。", "Unsupported checksum algorithm (sha256, sha1)."),
+    "tus_bad_checksum_algorithm": ("不支持的校验算法（支持 sha256、sha1）。",
+                                   "Unsupported checksum algorithm (sha256, sha1)."),
     "tus_chunk_too_long": ("分片超出声明的文件长度。", "The chunk goes past the declared length."),
     "internal_error": ("服务器内部错误，已记录。", "Internal server error; it has been logged."),
     "service_unavailable": ("服务暂时不可用，请稍后重试。", "Service temporarily unavailable; retry later."),
@@ -87,7 +88,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "upload_timeout": ("上传超时（上限 {seconds} 秒），请在网络较好时重传或使用断点续传。",
                        "The upload took too long (limit {seconds} s); send it again on a better network or "
                        "use the resumable upload."),
-    "upload_quota": ("今日照片上传量已达上限，请明天再试。", "Today's photo upload allowance is used up; try again tomorrow."),
+    "upload_quota": ("今日照片上传量已达上限，请明天再试。",
+                     "Today's photo upload allowance is used up; try again tomorrow."),
 }
 
 
@@ -440,7 +442,6 @@ def _transient_database_error(exc: Exception) -> bool:
 def handle_unexpected(exc: Exception):
     import errno
 
-    from flask import current_app
 
     db = current_app.extensions["sqlalchemy"]  # (app.extensions imports this module: no import back)
 

@@ -3,8 +3,18 @@
 from app.admin.models import AdminEvent  # noqa: F401
 from app.auth.models import AuthSession  # noqa: F401
 from app.cases.models import (  # noqa: F401
-    CalendarDay, Case, CaseEvent, CaseNote, CasePhoto, CaseScopeExit, CaseStage, Category, Conflict, Counter,
-    PointsEntry, SlaRule,
+    CalendarDay,
+    Case,
+    CaseEvent,
+    CaseNote,
+    CasePhoto,
+    CaseScopeExit,
+    CaseStage,
+    Category,
+    Conflict,
+    Counter,
+    PointsEntry,
+    SlaRule,
 )
 from app.devices.models import Device  # noqa: F401
 from app.media.models import Photo, PhotoHolder, Upload  # noqa: F401

@@ -112,6 +112,7 @@ DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -207,7 +208,7 @@ class Moto:
                 break
             except requests.RequestException:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start")
+                    raise RuntimeError("moto server did not start") from None
                 time.sleep(0.1)
         import boto3
 
@@ -932,7 +933,7 @@ def main() -> int:
             rv.start()
 
         report["closed"] = []
-        for i, rate in enumerate(float(x) for x in args.closed_rates.split(",") if x):
+        for rate in (float(x) for x in args.closed_rates.split(",") if x):
             how = f"together offering {rate:g} ops/s" if rate else "each syncing then thinking 1-3 s"
             print(f"\n(a) closed loop: {len(phones)} phones online at once, {how}, {args.closed_s:g} s", flush=True)
             closed = closed_loop(phones, args.closed_s, reviewers, meter, server.url, rate)

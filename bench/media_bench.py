@@ -50,7 +50,8 @@ def make_inputs(out_dir: Path) -> None:
 
 def machine() -> dict:
     from machine import machine as base
-    from PIL import __version__ as pillow_version, features
+    from PIL import __version__ as pillow_version
+    from PIL import features
 
     return {**base(), "pillow": pillow_version, "libjpeg_turbo": features.version("libjpeg_turbo")}
 

@@ -6,7 +6,8 @@ Flask test client, photos stored in S3 (moto's server, in its own process so its
 
 The photos are the province load test's (``bench/load_province.py``: 1600 x 1200 JPEGs of ~230 KB, each
 made unique by its JFIF density: clean uploads, as the PWA sends). The database is SQLite in a temp
-directory (the load test's PostgreSQL costs the app little CPU: the figures here are the app's side). What is measured is this process's CPU time
+directory (the load test's PostgreSQL costs the app little CPU: the figures here are the app's side). What
+is measured is this process's CPU time
 (``time.process_time``), so other load on the machine moves it far less than wall time.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import hashlib
 import io
 import os
 import pstats
@@ -77,11 +77,11 @@ def main() -> int:
     args = parser.parse_args()
 
     from boto3.session import Session
+    from factories import make_users
 
     from app import create_app
     from app.demo.services import seed_demo
     from app.extensions import db
-    from factories import make_users
 
     with tempfile.TemporaryDirectory(prefix="photo-path-") as tmp:
         workdir = Path(tmp)

@@ -60,10 +60,11 @@ INJECT = """async ({ n, w, h, tag }) => {
     await store.putPhoto({ sha256, blob, size: blob.size, exif: {}, state: "waiting", progress: 0, created_at: Date.now() });
     const report = { id: crypto.randomUUID(), category: cats[i % cats.length], risk_level: ["red", "yellow", "blue"][i % 3],
       description: `压测上报 ${tag} #${i}`, captured_at: new Date().toISOString(), photos: [sha256],
-      location: { lat: 27.7437 + (i % 20) * 0.00002, lon: 120.5843 + Math.floor(i / 20) * 0.00002, accuracy_m: 8, crs: "wgs84" },
+      location: { lat: 27.7437 + (i % 20) * 0.00002, lon: 120.5843 + Math.floor(i / 20) * 0.00002,
+                  accuracy_m: 8, crs: "wgs84" },
       micro_grid_id: "3303810010010101" };
-    const item = newItem({ id: crypto.randomUUID(), opId: crypto.randomUUID(), seq: await store.nextSeq(), type: "report.create",
-      body: { report }, photos: [sha256], now: Date.now(), label: `bench ${i}` });
+    const item = newItem({ id: crypto.randomUUID(), opId: crypto.randomUUID(), seq: await store.nextSeq(),
+      type: "report.create", body: { report }, photos: [sha256], now: Date.now(), label: `bench ${i}` });
     await store.putItems([{ ...item, owner: session.user.username }]);
   }
   return bytes;
@@ -81,6 +82,7 @@ PROGRESS = """async () => {
 
 
 from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -32,6 +32,7 @@ CELL_DEG = 0.003  # about 300 m: a real micro-grid is 30-300 households
 
 from machine import machine  # noqa: E402  (bench/machine.py: one description of the machine)
 
+
 def lattice(side: int, seed: int = 2) -> list[list[tuple[float, float]]]:
     rng = random.Random(seed)
     rows = []

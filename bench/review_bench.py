@@ -60,8 +60,9 @@ STATE_MIX = [("reported", 5), ("accepted", 4), ("assigned", 5), ("in_progress", 
              ("returned", 2), ("rejected", 4), ("merged", 1)]
 RISK_MIX = [("red", 10), ("yellow", 40), ("blue", 50)]
 LEVEL_MIX = [("grid", 80), ("village", 12), ("township", 6), ("city", 2)]
-WORDS = ["楼道堆放杂物", "电动车违规充电", "燃气管道老化", "路灯损坏", "垃圾清运不及时", "违章搭建", "河道堤防渗水", "邻里噪音纠纷",
-         "消防通道堵塞", "井盖缺失", "广告牌松动", "独居老人需关爱", "工地扬尘", "占道经营", "排水沟堵塞", "窨井冒水"]
+WORDS = ["楼道堆放杂物", "电动车违规充电", "燃气管道老化", "路灯损坏", "垃圾清运不及时", "违章搭建", "河道堤防渗水",
+         "邻里噪音纠纷", "消防通道堵塞", "井盖缺失", "广告牌松动", "独居老人需关爱", "工地扬尘", "占道经营",
+         "排水沟堵塞", "窨井冒水"]
 CATEGORIES = ["fire_hazard", "ebike_charging", "gas_safety", "public_order", "road_safety", "sanitation",
               "illegal_building", "flood_typhoon", "dispute", "work_safety", "vulnerable_people", "other"]
 OPEN = {"reported", "accepted", "assigned", "in_progress", "resolved", "returned"}
@@ -179,9 +180,8 @@ def seed(app, n_cases: int) -> dict:
 
     from app.cases.models import Case
     from app.extensions import db
-    from app.users.services import create_user
-
     from app.stats import rollup
+    from app.users.services import create_user
 
     region_rows, micro = regions()
     t0 = time.perf_counter()

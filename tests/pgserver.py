@@ -353,7 +353,7 @@ class PostgresServer:
         if proc.returncode != 0:
             raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         """initdb + start + CREATE DATABASE gridcase_test (called by start_postgres)."""
         if self._stopped:
             raise RuntimeError("this PostgresServer was stopped; call start_postgres() again")
@@ -469,7 +469,7 @@ class PostgresServer:
 
     # ---- context manager ---------------------------------------------------
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         return self
 
     def __exit__(self, *exc) -> None:

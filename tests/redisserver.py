@@ -49,7 +49,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = find_redis_server()
         last = ""
         for _attempt in range(3):  # a free port may be taken before redis binds it
@@ -127,7 +127,7 @@ class RedisServer:
         self._kill()
         self.proc = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -91,7 +91,7 @@ class ServerProcess:
             cmd += ["--no-control-socket"]
         return cmd
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         if self.running():
             raise ServerError("already running")
         self.starts += 1
@@ -170,7 +170,7 @@ class ServerProcess:
                 pass
         self.kill()
 
-    def restart(self) -> "ServerProcess":
+    def restart(self) -> ServerProcess:
         self.stop() if self.running() else self.kill()
         # Keep the port (the clients know it); it is free again once the group has gone.
         for _ in range(100):
@@ -192,7 +192,7 @@ class ServerProcess:
                 pass
         return "\n".join(parts)
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.database import WriteTurn, set_begin_mode, reset_begin_mode
+from app.database import WriteTurn, reset_begin_mode, set_begin_mode
 
 
 def test_write_turn_excludes_and_hands_over(tmp_path):

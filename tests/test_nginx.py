@@ -13,7 +13,6 @@ import subprocess
 import time
 
 import pytest
-
 from server import ROOT, free_port, start_server
 
 NGINX = "/usr/sbin/nginx"
@@ -79,7 +78,7 @@ http {{
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"nginx did not start: {proc.stdout.read().decode()}")
+                raise RuntimeError(f"nginx did not start: {proc.stdout.read().decode()}") from None
             time.sleep(0.05)
     try:
         yield app, port

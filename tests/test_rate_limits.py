@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from factories import TEST_USERS
 from server import ROOT, free_port, start_server
 
@@ -267,7 +266,6 @@ def test_the_app_starts_and_migrates_with_redis(empty_database_url, tmp_path, re
     """The README's GRIDCASE_RATELIMIT_STORAGE_URI=redis://… : ``flask db upgrade`` runs, gunicorn serves,
     and the counts land in that Redis."""
     import redis
-
     from server import JWT_SECRET_KEY, SECRET_KEY
 
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GRIDCASE_")}

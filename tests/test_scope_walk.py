@@ -154,7 +154,9 @@ def test_outsiders_get_nothing_of_township_a(app, client, auth, town_a, username
             unknown = new_id()
             twins = phone.sync(note_op(unknown), update_op(unknown, 1, {"description": "改掉"}),
                                transition_op(unknown, 2, "accept"), client_time=None)["results"]
-            blank = lambda r: {**r, "op_id": None, "case_id": None}
+            def blank(r):
+                return {**r, "op_id": None, "case_id": None}
+
             assert [blank(r) for r in results[:3]] == [blank(r) for r in twins], (results, twins)
         elif response.status_code == 200 and rule not in (
                 "/api/v1/me", "/api/v1/regions", "/api/v1/categories", "/api/v1/workflow", "/api/v1/calendar",

@@ -6,7 +6,15 @@ from __future__ import annotations
 from app.auth.scope import case_visible, in_subtree
 from app.cases import deadlines, unit_of_work
 from app.cases.actions import (
-    Actor, Outcome, Refused, can_edit, category_row, get_case, open_conflict, require_base_version, require_case_for_op,
+    Actor,
+    Outcome,
+    Refused,
+    can_edit,
+    category_row,
+    get_case,
+    open_conflict,
+    require_base_version,
+    require_case_for_op,
     start,
 )
 from app.cases.models import Case, Conflict, cell_of

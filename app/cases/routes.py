@@ -15,8 +15,18 @@ from app.cases import actions, deadlines, detail, exports, merge, queue, transit
 from app.cases.conflicts import list_conflicts
 from app.cases.models import Case, Category, Conflict
 from app.cases.schemas import (
-    CALENDAR_DEFAULT_DAYS, BulkTransitionIn, CalendarOut, CalendarQuery, CategoryOut, ConflictOut, ConflictQuery,
-    ExportQuery, QueueQuery, ResolveIn, TransitionIn, WorkflowRowOut,
+    CALENDAR_DEFAULT_DAYS,
+    BulkTransitionIn,
+    CalendarOut,
+    CalendarQuery,
+    CategoryOut,
+    ConflictOut,
+    ConflictQuery,
+    ExportQuery,
+    QueueQuery,
+    ResolveIn,
+    TransitionIn,
+    WorkflowRowOut,
 )
 from app.database import utcnow
 from app.errors import DomainError, NotFound, message

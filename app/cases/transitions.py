@@ -14,7 +14,15 @@ from sqlalchemy import and_, func, select
 from app.auth.scope import case_visible, in_subtree
 from app.cases import deadlines, hooks, unit_of_work, workflow
 from app.cases.actions import (
-    Actor, Outcome, Refused, get_case, open_conflict, require_base_version, require_case_for_op, start, username,
+    Actor,
+    Outcome,
+    Refused,
+    get_case,
+    open_conflict,
+    require_base_version,
+    require_case_for_op,
+    start,
+    username,
 )
 from app.cases.merge import values_at
 from app.cases.models import OPEN_STATES, Case, CasePhoto, CaseStage

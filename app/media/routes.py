@@ -12,8 +12,8 @@ from marshmallow import Schema, fields, validate
 from app.auth.tokens import auth_required, current_user
 from app.errors import DomainError, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from app.extensions import db, limiter
-from app.ops.security import device_key, limit, user_key
 from app.media import services
+from app.ops.security import device_key, limit, user_key
 
 blp = Blueprint("media", __name__, description="Photos, by the sha256 of their bytes")
 

@@ -269,7 +269,7 @@ def body_sha256(stream: BinaryIO, *, limit: int, chunk_size: int = 1024 * 1024) 
         deadline.close()
 
 
-def upload_deadline() -> "_UploadDeadline":
+def upload_deadline() -> _UploadDeadline:
     """The time limit for the body of the current request (MEDIA_UPLOAD_TIMEOUT_S)."""
     return _UploadDeadline(float(current_app.config.get("MEDIA_UPLOAD_TIMEOUT_S", 600)))
 

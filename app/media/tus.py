@@ -26,9 +26,9 @@ from app.auth.tokens import auth_required, current_user
 from app.database import utcnow
 from app.errors import DomainError, NotFound, PayloadTooLarge, problem
 from app.extensions import db, limiter
-from app.ops.security import device_key, limit, user_key
 from app.media import services
 from app.media.models import Upload
+from app.ops.security import device_key, limit, user_key
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,checksum,termination,expiration"

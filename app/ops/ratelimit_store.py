@@ -28,8 +28,21 @@ from contextlib import nullcontext
 
 from limits.errors import ConfigurationError
 from limits.storage import Storage
-from sqlalchemy import (Column, Float, Index, Integer, String, Table, case, create_engine, delete, event,
-                        extract, func, select)
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    case,
+    create_engine,
+    delete,
+    event,
+    extract,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from factories import GRID_A1, GRID_B1
 from sqlalchemy import select
 
 from app.admin import audit
 from app.extensions import db
 from app.users.models import User
-from factories import GRID_A1, GRID_B1
 
 
 def _user(username: str) -> User:

@@ -209,7 +209,7 @@ def test_passwords_are_argon2id(app_ctx):
 
 
 def test_production_password_parameters():
-    from app.auth.passwords import _hasher_for, DEFAULT_MEMORY_KIB, DEFAULT_TIME_COST
+    from app.auth.passwords import DEFAULT_MEMORY_KIB, DEFAULT_TIME_COST, _hasher_for
 
     hasher, _ = _hasher_for(DEFAULT_TIME_COST, DEFAULT_MEMORY_KIB)
     h = hasher.hash("correct horse battery staple")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
+from functools import cache
 
 import chinese_calendar
 import pytest
@@ -25,7 +25,7 @@ MORNING = (8 * 60 + 30, 12 * 60)
 AFTERNOON = (14 * 60, 17 * 60 + 30)
 
 
-@lru_cache(maxsize=None)
+@cache
 def workday(day: date) -> bool:
     return chinese_calendar.is_workday(day)
 

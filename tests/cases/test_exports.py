@@ -53,8 +53,8 @@ def test_csv_has_a_bom_chinese_headers_and_the_filtered_rows(app, client, auth, 
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     header = rows[0]
-    for title in ("编号", "状态", "风险等级", "类别", "描述", "镇街", "村社", "网格", "微网格", "上报人", "上报时间", "处置人",
-                  "截止时间", "是否超期", "纬度", "经度"):
+    for title in ("编号", "状态", "风险等级", "类别", "描述", "镇街", "村社", "网格", "微网格", "上报人", "上报时间",
+                  "处置人", "截止时间", "是否超期", "纬度", "经度"):
         assert title in header
     by_number = {row[0]: dict(zip(header, row)) for row in rows[1:]}
     numbers = _numbers(app, cases)

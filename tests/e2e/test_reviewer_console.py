@@ -309,7 +309,8 @@ def test_devices_page_shows_who_holds_unsent_work(desk, api):
 
 CACHED_URLS = """async () => {
     const out = [];
-    for (const key of await caches.keys()) for (const req of await (await caches.open(key)).keys()) out.push(new URL(req.url).pathname);
+    for (const key of await caches.keys())
+      for (const req of await (await caches.open(key)).keys()) out.push(new URL(req.url).pathname);
     return out;
 }"""
 

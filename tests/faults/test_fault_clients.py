@@ -7,12 +7,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from factories import TEST_USERS
 from faultkit import Phone, check_database, check_ops
 from helpers import note_op, report_op, update_op
 from server import start_server
+from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ import subprocess
 import time
 
 import pytest
-
 from factories import TEST_USERS
 from faultkit import Phone, TusUpload, check_database, check_media, photo_set, problem_json, sha256
 from server import start_server

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from factories import TEST_USERS
 from faultkit import check_database, check_ops
 from helpers import note_op, report_op

@@ -14,7 +14,6 @@ import threading
 import time
 
 import pytest
-
 from factories import TEST_USERS
 from faultkit import Phone, check_database, check_media, photo_set, sha256
 from server import ROOT, ServerProcess

@@ -19,12 +19,11 @@ import uuid
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-
 from factories import TEST_USERS
 from faultkit import check_database, check_ops, photo_set, sha256
 from helpers import report_op
 from server import ServerProcess
+from sqlalchemy import create_engine, text
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql]
 

@@ -1,7 +1,7 @@
 """kill -9 of the whole gunicorn (master and workers) while phones upload real photos, by PUT and by tus
 PATCH chunks; the phones retry whatever was not acknowledged. Afterwards every acknowledged photo is there
-once with its objects (three; two for a clean upload), no photo row lacks an object, no object under a final key holds wrong or
-partial bytes (only temp files may be left), and uploading the rest works."""
+once with its objects (three; two for a clean upload), no photo row lacks an object, no object under a final
+key holds wrong or partial bytes (only temp files may be left), and uploading the rest works."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import time
 
 import pytest
 import requests
-
 from factories import TEST_USERS
 from faultkit import Phone, TusUpload, check_database, check_media, photo_set, sha256
 from server import start_server

@@ -15,8 +15,12 @@ import os
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import (allow_header_conformance, missing_required_header,
-                                                  negative_data_rejection, positive_data_acceptance)
+from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
+    missing_required_header,
+    negative_data_rejection,
+    positive_data_acceptance,
+)
 
 from app.errors import NUL_MESSAGE
 

@@ -15,7 +15,6 @@ import requests
 from factories import TEST_USERS
 from helpers import report_op
 from PIL import Image
-
 from server import ApiClient, start_server
 
 VARIANTS = ("thumb", "display", "original")

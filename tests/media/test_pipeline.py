@@ -6,8 +6,8 @@ import io
 import json
 import struct
 import subprocess
-import tempfile
 import sys
+import tempfile
 import zipfile
 import zlib
 from datetime import datetime, timedelta, timezone
@@ -682,8 +682,8 @@ def test_a_jpeg_the_stripper_cannot_follow_is_refused(tmp_path, photos, cut):
 
 # --- fuzzing ----------------------------------------------------------------------------------------
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402 (the fuzzing part of the file)
+from hypothesis import strategies as st  # noqa: E402
 
 _FUZZ_SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow])

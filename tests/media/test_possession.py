@@ -15,7 +15,6 @@ import pytest
 import requests
 from factories import MICRO_B1_1, TEST_USERS
 from helpers import Phone, note_op, report_op, transition_op
-
 from server import ApiClient, start_server
 
 MISMATCH = "hash_mismatch"
@@ -69,8 +68,9 @@ def test_a_stored_hash_with_the_wrong_body_is_refused(client, auth, evidence, bo
 def test_missing_answers_for_the_caller(client, auth, evidence):
     outsider = Phone(client, auth, "worker_b")
     unknown = sha(b"never sent by anyone")
-    ask = lambda phone: client.post("/api/v1/media/missing", json={"hashes": [evidence["sha"], unknown]},
-                                    headers=phone.headers).get_json()["missing"]
+    def ask(phone):
+        return client.post("/api/v1/media/missing", json={"hashes": [evidence["sha"], unknown]},
+                           headers=phone.headers).get_json()["missing"]
     # to the outsider, A's photo looks exactly like one nobody has sent
     assert ask(outsider) == [evidence["sha"], unknown]
     assert ask(evidence["worker"]) == [unknown]

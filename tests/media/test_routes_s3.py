@@ -8,9 +8,8 @@ import uuid
 
 import boto3
 import pytest
-from PIL import Image
 from helpers import Phone, report_op
-
+from PIL import Image
 
 BUCKET = "gridcase-test"  # the one bucket of the session's moto server (tests/media/conftest.py)
 

@@ -209,7 +209,7 @@ def test_s3_multipart_upload_failing_midway_leaves_nothing(s3_storage, tmp_path)
             raise ConnectionError("network dropped mid-upload")
 
     s3_storage.client.meta.events.register("before-call.s3.UploadPart", fail_second_part)
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionError):
         s3_storage.put_file(key, _source(tmp_path, os.urandom(17 * 1024 * 1024)))
     s3_storage.client.meta.events.unregister("before-call.s3.UploadPart", fail_second_part)
 

@@ -330,7 +330,8 @@ def test_notes_as_rows_store_what_notes_in_savepoints_store(app, client, auth):
         stored_before = new_id()
         assert worker.one(note_op(y, text="早先", note_id=stored_before))["status"] == "applied"
         twice = new_id()
-        ops = [note_op(x, text="第一次", note_id=twice, photos=[{"sha256": fake_hash(f"{path}-n1"), "role": "rectification"}]),
+        ops = [note_op(x, text="第一次", note_id=twice,
+                       photos=[{"sha256": fake_hash(f"{path}-n1"), "role": "rectification"}]),
                note_op(x, text="又发一次", note_id=twice),
                note_op(y, text="已有", note_id=stored_before),
                note_op(y, text="现场已清理", photos=[{"sha256": hashlib.sha256(sent).hexdigest()}]),  # x's: reused
@@ -344,7 +345,10 @@ def test_notes_as_rows_store_what_notes_in_savepoints_store(app, client, auth):
         with app.app_context():
             engine = db.engine
         savepoints = []
-        watch = lambda conn, cursor, statement, *args: statement.startswith("SAVEPOINT") and savepoints.append(1)
+        def watch(conn, cursor, statement, *args, savepoints=savepoints):
+            if statement.startswith("SAVEPOINT"):
+                savepoints.append(1)
+
         event.listen(engine, "before_cursor_execute", watch)
         try:
             results = worker.sync(*ops, client_time="now")["results"]
@@ -368,8 +372,9 @@ def test_notes_as_rows_store_what_notes_in_savepoints_store(app, client, auth):
     assert [s for s, _ in answers[0]] == ["applied"] * 5
     assert answers[0] == answers[1]
     # photo hashes differ by path; compare everything else
-    strip = lambda state: [(v, notes, [(role, ev, has_note, flags) for _, role, ev, has_note, flags in links], events)
-                           for v, notes, links, events in state]
+    def strip(state):
+        return [(v, notes, [(role, ev, has_note, flags) for _, role, ev, has_note, flags in links], events)
+                for v, notes, links, events in state]
     assert strip(states[0]) == strip(states[1])
     x_state, y_state = states[0]
     assert x_state[0] == 3 and [t for t, _ in x_state[1]] == ["第一次", "第二条"]

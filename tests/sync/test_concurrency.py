@@ -15,11 +15,10 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from factories import MICRO_A1_1, MICRO_A1_2, TEST_USERS
 from helpers import INSIDE_A1_1, note_op, report_op, update_op
 from server import ApiClient, NoAnswer, start_server
+from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
 
@@ -227,7 +226,7 @@ def check_no_lost_update(database_url: str, db_kind: str, sent: dict[str, dict],
         assert [e[0] for e in evs] == list(range(1, cases[cid] + 1)), cid
         values = {f: None for f in FIELDS}
         states = [dict(values)]
-        for version, action, op_id, changes, data in evs:
+        for version, _action, op_id, changes, data in evs:
             for f in FIELDS:
                 if f in changes:
                     old, new = changes[f]

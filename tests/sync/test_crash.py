@@ -12,11 +12,10 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from factories import MICRO_A1_1, MICRO_A1_2, TEST_USERS
 from helpers import INSIDE_A1_1, fake_hash, note_op, report_op, update_op
 from server import ApiClient, NoAnswer, start_server
+from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
 
