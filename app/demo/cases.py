@@ -67,15 +67,14 @@ DESCRIPTIONS = {
     "work_safety": ["小作坊安全出口被堵，员工宿舍与车间混用", "工地脚手架未设防护网"],
 }
 RISKS = ["red", "yellow", "yellow", "blue", "blue"]
-REASONS = {"return": "照片不清楚，请补充现场照片和具体位置", "reject": "经核实不属于网格事项，已告知当事人",
-           "verify_close": None}
+REASONS = {"return": "照片不清楚，请补充现场照片和具体位置", "reject": "经核实不属于网格事项，已告知当事人"}
 AFTER_NOTES = ["已督促整改，杂物清理完毕", "已联系物业处理，现场恢复正常", "已调解，双方达成一致",
                "已通知相关部门，隐患已消除"]
 
 # How each case ends, in the order they are made (the paths below say how it gets there).
 STORY = (["reported"] * 7 + ["returned"] * 2 + ["rejected"] * 2 + ["accepted"] * 4 + ["assigned"] * 4
-         + ["in_progress"] * 3 + ["resolved"] * 4 + ["closed"] * 10 + ["on_spot"] * 3 + ["conflict", "merged",
-                                                                                          "yellow_light"])
+         + ["in_progress"] * 3 + ["resolved"] * 4 + ["closed"] * 10 + ["on_spot"] * 3
+         + ["conflict", "merged", "yellow_light"])
 PATHS = {
     "reported": [], "returned": ["return"], "rejected": ["reject"], "accepted": ["accept"],
     "assigned": ["accept", "assign"], "in_progress": ["accept", "assign", "start"],
@@ -84,6 +83,7 @@ PATHS = {
     "on_spot": ["verify_close"], "conflict": ["update_by_reviewer", "stale_update"], "merged": ["merge"],
     "yellow_light": [],
 }
+CONFLICTING_UPDATES = {"update_by_reviewer": "red", "stale_update": "blue"}
 
 
 @dataclass(order=True)
@@ -161,6 +161,11 @@ def _photo(rng: random.Random, user: User, after: bool) -> str:
         os.remove(path)
 
 
+def _op(step: Step, kind: str, **body) -> dict:
+    """An op as the PWA's outbox holds it (tests/sync/helpers.py builds them the same way)."""
+    return {"op_id": _id("op", step.order), "seq": step.order, "type": kind, **body}
+
+
 def _push(user: User, op: dict, at: datetime) -> dict:
     """Send one op as ``user``'s phone does (``POST /api/v1/sync``); returns its result."""
     device = f"demo-phone-{user.username}"
@@ -220,7 +225,7 @@ class Story:
                        {**report, "description": report["description"] + "（重复上报）", "evidence": False})
             case_id, report["target"] = twin, case_id
         span = max(timedelta(0), self.now - timedelta(hours=1) - at)
-        for i, action in enumerate(actions):
+        for action in actions:
             at = at + min(timedelta(hours=rng.uniform(1, 30)), span / (len(actions) + 1))
             who = GRID_WORKER[grid] if action in ("start", "resolve", "stale_update") else REVIEWER
             self._step(at, case_id, action, who, {"grid": grid, "target": report.get("target")})
@@ -241,29 +246,26 @@ class Story:
             lat, lon = self.centres[p["micro_grid"]]
             report = {"id": case_id, "category": p["category"], "risk_level": p["risk_level"],
                       "description": p["description"], "micro_grid_id": p["micro_grid"],
-                      "location": {"lat": lat + self.rng.uniform(-2e-4, 2e-4), "lon": lon + self.rng.uniform(-2e-4, 2e-4),
+                      "location": {"lat": lat + self.rng.uniform(-2e-4, 2e-4),
+                                   "lon": lon + self.rng.uniform(-2e-4, 2e-4),
                                    "accuracy_m": self.rng.choice([5, 8, 12]), "crs": "wgs84"},
                       "captured_at": at.astimezone(CHINA).isoformat(), "photos": photos}
             if p["on_spot"]:
                 report["handled_on_spot"] = True
-            _push(user, {"op_id": _id("op", step.order), "seq": step.order, "type": "report.create",
-                         "report": report}, at)
+            _push(user, _op(step, "report.create", report=report), at)
             return
         version = db.session.get(Case, case_id).version
         if step.action in ("start", "resolve"):
-            op = {"op_id": _id("op", step.order), "seq": step.order, "type": "case.transition", "case_id": case_id,
-                  "base_version": version, "action": step.action}
+            op = _op(step, "case.transition", case_id=case_id, base_version=version, action=step.action)
             if step.action == "resolve":
                 op["note"] = {"id": _id("note", step.order), "text": self.rng.choice(AFTER_NOTES),
                               "photos": [_photo(self.rng, user, after=True)],
                               "captured_at": at.astimezone(CHINA).isoformat()}
             _push(user, op, at)
-        elif step.action == "update_by_reviewer":
-            _push(user, {"op_id": _id("op", step.order), "seq": step.order, "type": "case.update",
-                         "case_id": case_id, "base_version": 1, "changes": {"risk_level": "red"}}, at)
-        elif step.action == "stale_update":  # the grid worker's phone was offline: its base is the report
-            _push(user, {"op_id": _id("op", step.order), "seq": step.order, "type": "case.update",
-                         "case_id": case_id, "base_version": 1, "changes": {"risk_level": "blue"}}, at)
+        elif step.action in CONFLICTING_UPDATES:
+            # both from the report's version: the grid worker's phone was offline while the reviewer changed it
+            _push(user, _op(step, "case.update", case_id=case_id, base_version=1,
+                            changes={"risk_level": CONFLICTING_UPDATES[step.action]}), at)
         else:
             params = {"reason": REASONS.get(step.action)}
             if step.action == "assign":
