@@ -83,6 +83,10 @@ PATHS = {
     "on_spot": ["verify_close"], "conflict": ["update_by_reviewer", "stale_update"], "merged": ["merge"],
     "yellow_light": [],
 }
+# How old a case of each ending is: what is still open is mostly recent (a queue of only red lights
+# would not be believable), what is finished spreads over the four weeks.
+AGE_DAYS = {"reported": (0, 4), "accepted": (0.2, 5), "assigned": (0.5, 8), "in_progress": (1, 10),
+            "resolved": (1, 12)}
 CONFLICTING_UPDATES = {"update_by_reviewer": "red", "stale_update": "blue"}
 
 
@@ -197,7 +201,7 @@ class Story:
     def _daytime(self, days_ago: float) -> datetime:
         day = (self.now - timedelta(days=days_ago)).astimezone(CHINA)
         start = day.replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(minutes=self.rng.randrange(0, 600))
-        return min(start.astimezone(timezone.utc), self.now - timedelta(hours=3))
+        return min(start.astimezone(timezone.utc), self.now - timedelta(minutes=self.rng.randrange(20, 90)))
 
     def add(self, n: int, ending: str) -> None:
         rng, self.n = self.rng, n
@@ -213,7 +217,7 @@ class Story:
         if ending == "yellow_light":  # red: 2 natural hours to accept; 100 minutes gone is 83 %
             at, risk = self.now - timedelta(minutes=100), "red"
         else:
-            at = self._daytime(rng.uniform(0.3, 27) if ending != "reported" else rng.uniform(0.2, 6))
+            at = self._daytime(rng.uniform(*AGE_DAYS.get(ending, (2, 27))))
         report = {"category": category, "risk_level": risk, "description": rng.choice(DESCRIPTIONS[category]),
                   "micro_grid": micro, "evidence": rng.random() < 0.7, "on_spot": ending == "on_spot"}
         self._step(at, case_id, "report", reporter, report)
