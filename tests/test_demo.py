@@ -40,6 +40,7 @@ def test_the_demo_holds_cases_in_every_state_with_lights_conflicts_and_duplicate
     lights = [deadlines.light(case, now) for case in open_cases]
     assert "red" in lights and "yellow" in lights, lights
     assert deadlines.light(db.session.get(Case, _id("case", STORY.index("yellow_light"))), now) == "yellow"
+    assert deadlines.light(db.session.get(Case, _id("case", STORY.index("overdue"))), now) == "red"
     assert db.session.scalar(select(func.count()).select_from(Conflict).where(Conflict.status == "open")) >= 1
     merged = db.session.scalars(select(Case).where(Case.state == "merged")).all()
     assert merged and all(db.session.get(Case, c.merged_into).state != "merged" for c in merged)

@@ -74,18 +74,18 @@ AFTER_NOTES = ["已督促整改，杂物清理完毕", "已联系物业处理，
 # How each case ends, in the order they are made (the paths below say how it gets there).
 STORY = (["reported"] * 7 + ["returned"] * 2 + ["rejected"] * 2 + ["accepted"] * 4 + ["assigned"] * 4
          + ["in_progress"] * 3 + ["resolved"] * 4 + ["closed"] * 10 + ["on_spot"] * 3
-         + ["conflict", "merged", "yellow_light"])
+         + ["conflict", "merged", "yellow_light", "overdue"])
 PATHS = {
     "reported": [], "returned": ["return"], "rejected": ["reject"], "accepted": ["accept"],
     "assigned": ["accept", "assign"], "in_progress": ["accept", "assign", "start"],
     "resolved": ["accept", "assign", "start", "resolve"],
     "closed": ["accept", "assign", "start", "resolve", "verify_close"],
     "on_spot": ["verify_close"], "conflict": ["update_by_reviewer", "stale_update"], "merged": ["merge"],
-    "yellow_light": [],
+    "yellow_light": [], "overdue": [],
 }
 # How old a case of each ending is: what is still open is mostly recent (a queue of only red lights
 # would not be believable), what is finished spreads over the four weeks.
-AGE_DAYS = {"reported": (0, 4), "accepted": (0.2, 5), "assigned": (0.5, 8), "in_progress": (1, 10),
+AGE_DAYS = {"overdue": (1.2, 1.3), "reported": (0, 4), "accepted": (0.2, 5), "assigned": (0.5, 8), "in_progress": (1, 10),
             "resolved": (1, 12)}
 CONFLICTING_UPDATES = {"update_by_reviewer": "red", "stale_update": "blue"}
 
@@ -212,7 +212,8 @@ class Story:
         micro = f"{grid}{rng.randrange(1, 5):02d}"
         category = rng.choice([c for c in DESCRIPTIONS if FIELD_PEOPLE[reporter][0] == "grid_worker"
                                or c not in ("dispute", "work_safety")])
-        risk = "yellow" if ending == "conflict" else rng.choice(RISKS)  # the conflict: yellow → red / blue
+        risk = {"conflict": "yellow",  # changed to red on the server, to blue on the phone
+                "overdue": "red"}.get(ending) or rng.choice(RISKS)  # red counts natural time: late on any day
         case_id = _id("case", n)
         if ending == "yellow_light":  # red: 2 natural hours to accept; 100 minutes gone is 83 %
             at, risk = self.now - timedelta(minutes=100), "red"
