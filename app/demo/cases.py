@@ -147,13 +147,13 @@ def _centres(features: list[dict]) -> dict[str, tuple[float, float]]:
 
 def _photo(rng: random.Random, user: User, after: bool) -> str:
     """A small JPEG of its own (a scene of blocks, greener after the fix), stored as ``user``'s upload."""
-    image = Image.new("RGB", (480, 360), (rng.randrange(90, 160),) * 3)
+    image = Image.new("RGB", (320, 240), (rng.randrange(90, 160),) * 3)
     draw = ImageDraw.Draw(image)
     for _ in range(12):
-        x, y = rng.randrange(0, 440), rng.randrange(0, 320)
+        x, y = rng.randrange(0, 290), rng.randrange(0, 210)
         colour = (rng.randrange(40, 120), rng.randrange(150, 230), rng.randrange(60, 140)) if after else \
             (rng.randrange(120, 240), rng.randrange(40, 140), rng.randrange(20, 90))
-        draw.rectangle([x, y, x + rng.randrange(20, 160), y + rng.randrange(20, 120)], fill=colour)
+        draw.rectangle([x, y, x + rng.randrange(15, 110), y + rng.randrange(15, 80)], fill=colour)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=80)
     fd, path = tempfile.mkstemp(suffix=".jpg", dir=media.tmp_dir())
