@@ -27,7 +27,7 @@ from shapely.geometry import shape
 from sqlalchemy import func, select
 
 from app import database
-from app.cases import services as cases
+from app.cases import actions, transitions, unit_of_work
 from app.cases.models import Case
 from app.extensions import db
 from app.media import services as media
@@ -182,9 +182,9 @@ def _push(user: User, op: dict, at: datetime) -> dict:
 
 def _review(user: User, case_id: str, action: str, params: dict) -> None:
     """A reviewer's transition, as ``POST /api/v1/cases/<id>/transitions`` makes it."""
-    case, redirected = cases.follow_merges(cases.get_case(case_id, lock=True), lock=True)
-    cases.transition(cases.Actor(user=user), case, action, case.version, params, redirected=redirected)
-    cases.finish_changes()
+    case, redirected = actions.follow_merges(actions.get_case(case_id, lock=True), lock=True)
+    transitions.transition(actions.Actor(user=user), case, action, case.version, params, redirected=redirected)
+    unit_of_work.finish()
     db.session.commit()
 
 
