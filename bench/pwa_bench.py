@@ -101,7 +101,7 @@ def main() -> int:
         server = ServerProcess(f"sqlite:///{tmp}/gridcase.sqlite3", Path(tmp), workers=args.workers,
                                extra_env={"GRIDCASE_LOGIN_RATE_LIMIT": "200 per minute"})
         env = server.env()
-        for cmd in (["db", "upgrade"], ["demo", "seed"]):
+        for cmd in (["db", "upgrade"], ["demo", "seed", "--no-cases"]):
             subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *cmd], cwd=ROOT, env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
         server.start()

@@ -70,7 +70,7 @@ def make_database(url: str, workdir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
     env.update({"GRIDCASE_DATABASE_URL": url, "GRIDCASE_SECRET_KEY": SECRET_KEY,
                 "GRIDCASE_JWT_SECRET_KEY": JWT_SECRET_KEY, "GRIDCASE_MEDIA_DIR": str(workdir / "media")})
-    for args in (["db", "upgrade"], ["demo", "seed"]):
+    for args in (["db", "upgrade"], ["demo", "seed", "--no-cases"]):
         proc = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=str(ROOT), env=env,
                               capture_output=True, text=True)
         if proc.returncode != 0:

@@ -89,7 +89,7 @@ def main() -> None:
         url_db = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
         env = {**os.environ, "GRIDCASE_DATABASE_URL": url_db, "FLASK_DEBUG": "1",
                "GRIDCASE_MEDIA_DIR": str(tmp_path / "media")}
-        for cmd in (["db", "upgrade"], ["demo", "seed"]):
+        for cmd in (["db", "upgrade"], ["demo", "seed", "--no-cases"]):
             subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *cmd], cwd=ROOT, env=env, check=True,
                            capture_output=True)
         server = ServerProcess(url_db, tmp_path, workers=2)

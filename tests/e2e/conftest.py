@@ -35,7 +35,7 @@ def live_server(request, tmp_path_factory):
         url = f"sqlite:///{tmp / 'gridcase.sqlite3'}"
     server = ServerProcess(url, tmp, workers=2, extra_env={"GRIDCASE_LOGIN_RATE_LIMIT": "200 per minute"})
     env = server.env()
-    for args in (["db", "upgrade"], ["demo", "seed"]):
+    for args in (["db", "upgrade"], ["demo", "seed", "--no-cases"]):  # the tests make their own cases
         subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     server.start()
