@@ -338,3 +338,30 @@ def _insert_plan(table, columns: tuple[str, ...], dialect) -> tuple | None:
         copy_sql = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(table.c[n].name) for n in names)})"
                     " FROM STDIN")
     return statement, names, processors, copy_sql
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+_TRANSIENT_SQLSTATES = ("40001", "40P01", "55P03", "57P01", "57P02", "57P03")  # serialization, deadlock,
+# lock not available, the server shutting down or restarting
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def transient_error(exc: BaseException) -> bool:
+    """A database error that says nothing about the request, so that sending it again later can succeed:
+    a lost or refused connection (SQLSTATE class 08, or a driver error without a code), a deadlock, a
+    serialization failure, a lock not available, a server going down; SQLite busy or locked. Not SQLite's
+    other OperationalErrors ("no such table", a syntax error): those are bugs, and stay 500s."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        return sqlite_code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return isinstance(exc, OperationalError)  # e.g. psycopg's "server closed the connection unexpectedly"

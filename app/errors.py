@@ -414,29 +414,6 @@ def handle_domain_error(exc: DomainError):
                    **exc.params)
 
 
-_TRANSIENT_SQLSTATES = ("40001", "40P01", "55P03", "57P01", "57P02", "57P03")  # serialization, deadlock,
-# lock not available, the server shutting down or restarting
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-
-
-def _transient_database_error(exc: Exception) -> bool:
-    """A database error that says nothing about the request, so that sending it again later can succeed:
-    a lost or refused connection (SQLSTATE class 08, or a driver error without a code), a deadlock, a
-    serialization failure, a lock not available, a server going down; SQLite busy or locked. Not SQLite's
-    other OperationalErrors ("no such table", a syntax error): those are bugs, and stay 500s."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
-
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate:
-        return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
-    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
-    if sqlite_code is not None:
-        return sqlite_code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    return isinstance(exc, OperationalError)  # e.g. psycopg's "server closed the connection unexpectedly"
 
 
 def handle_unexpected(exc: Exception):
@@ -464,7 +441,9 @@ def handle_unexpected(exc: Exception):
         # the database's own and are judged below.
         log.warning("rate-limit storage unavailable: %s", exc.storage_error)
         return problem(503, "service_unavailable", headers={"Retry-After": "5"})
-    if _transient_database_error(exc):
+    from app.database import transient_error
+
+    if transient_error(exc):
         # The database was not there for a moment (a lost or refused connection, a restart, a deadlock or
         # serialization failure outside the sync's own retries): nothing was committed; the phone keeps its
         # outbox and sends again. A 503 says so; a 500 would say the server is broken.

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from app.auth.scope import case_visible
 from app.cases import actions, duplicates, merge, notes, reports, transitions, unit_of_work
 from app.cases.models import Case
-from app.database import read_only_transactions, reset_begin_mode, set_begin_mode, utcnow
+from app.database import read_only_transactions, reset_begin_mode, set_begin_mode, transient_error, utcnow
 from app.devices.models import Device
 from app.errors import NUL_MESSAGE, DomainError, PayloadTooLarge, ValidationFailed, _flatten, nul_paths
 from app.extensions import db
@@ -475,15 +475,6 @@ def release_held(case_id: str) -> list[str]:
     return done
 
 
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError):
-        return True
-    orig = getattr(exc, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None) or ""
-    # serialization failure, deadlock, lock not available, connection trouble
-    return sqlstate in ("40001", "40P01", "55P03") or sqlstate.startswith("08")
-
-
 def _lock_cases(ops: list) -> dict[str, Case]:
     """Read the batch's cases and take their per-case locks up front, in id order. Taken op by op, in the
     order sent, two batches touching the same cases in different orders wait on each other in a cycle
@@ -606,7 +597,7 @@ def _apply_batch(user_id: int, prepared: list[Prepared], envelope: dict, client_
         except DBAPIError as exc:
             db.session.rollback()
             unit_of_work.discard()
-            if not _retryable(exc) or attempt == BATCH_ATTEMPTS - 1:
+            if not transient_error(exc) or attempt == BATCH_ATTEMPTS - 1:
                 log.warning("sync batch gave up after %d attempts: %s", attempt + 1, exc)
                 return [_retry(op.get("op_id") if isinstance(op, dict) else None) for op in ops]
             time.sleep(0.05 * (2 ** attempt))
