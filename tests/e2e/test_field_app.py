@@ -314,3 +314,16 @@ def test_transition_made_impossible_meanwhile_is_shown_as_a_conflict(phone, api)
     page.goto("/#outbox")
     card.get_by_role("button", name="知道了").click()
     page.wait_for_selector("[data-group=conflict] >> text=没有内容")
+
+
+def test_tab_bar_hidden_before_login_and_map_zoom_buttons_large(phone):
+    page = phone.new_page()
+    page.goto("/")
+    page.wait_for_selector("#login-form")
+    assert not page.locator("#tabs").is_visible(), "the tab bar shows before login"
+    log_in(page, "wanggeyuan")
+    assert page.locator("#tabs").is_visible()
+    page.goto("/#map")
+    page.wait_for_selector(".leaflet-control-zoom a")
+    for box in [a.bounding_box() for a in page.locator(".leaflet-control-zoom a").all()]:
+        assert box["width"] >= 48 and box["height"] >= 48, box
