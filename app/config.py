@@ -115,7 +115,9 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14/"
+    # Swagger UI from the app itself (static/pwa/vendor/swagger-ui, scripts/vendor.sh): CDNs are often
+    # blocked in China, and the docs must open wherever the app does.
+    OPENAPI_SWAGGER_UI_URL = "/vendor/swagger-ui/"
 
     JSON_SORT_KEYS = False
 

@@ -9,7 +9,7 @@ if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund --ignore-scripts
 
 VENDOR=static/pwa/vendor
 rm -rf "$VENDOR"
-mkdir -p "$VENDOR/idb" "$VENDOR/leaflet/images"
+mkdir -p "$VENDOR/idb" "$VENDOR/leaflet/images" "$VENDOR/swagger-ui"
 
 # idb: the ES module build (one self-contained file)
 cp node_modules/idb/build/index.js "$VENDOR/idb/index.js"
@@ -20,7 +20,15 @@ cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css "$
 cp node_modules/leaflet/dist/images/*.png "$VENDOR/leaflet/images/"
 cp node_modules/leaflet/LICENSE "$VENDOR/leaflet/LICENSE"
 
+# swagger-ui-dist: what /api/docs loads (flask-smorest's page), served by the app itself: no CDN. Not in the
+# service worker's precache (phones never open it).
+for f in swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js LICENSE; do
+  cp "node_modules/swagger-ui-dist/$f" "$VENDOR/swagger-ui/"
+done
+
 for pkg in idb leaflet; do
   node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+'@'+p.version)" > "$VENDOR/$pkg/VERSION"
 done
+node -e "const p=require('./node_modules/swagger-ui-dist/package.json');console.log(p.name+'@'+p.version)" \
+  > "$VENDOR/swagger-ui/VERSION"
 echo "vendored into $VENDOR:"; find "$VENDOR" -type f | sort

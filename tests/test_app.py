@@ -228,13 +228,22 @@ def test_openapi_spec(client):
         assert path in spec["paths"]
 
 
-def test_swagger_ui(client):
+def test_swagger_ui_is_served_by_the_app_itself(client):
+    """CDNs are often blocked in China: the docs page and everything it loads come from this app."""
+    import re
+
     r = client.get("/api/docs")
     assert r.status_code == 200
     assert r.mimetype == "text/html"
     html = r.get_data(as_text=True)
-    assert "swagger-ui" in html.lower()
     assert "openapi.json" in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert len(assets) == 3 and all(a.startswith("/vendor/swagger-ui/") for a in assets), assets
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.data) > 1000, asset
+    csp = r.headers["Content-Security-Policy"]
+    assert "http" not in csp and "default-src 'self'" in csp  # no other origin may be reached
 
 
 def test_pwa_index(client):

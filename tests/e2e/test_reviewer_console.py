@@ -354,3 +354,18 @@ def test_field_phones_never_download_the_console_and_reviewers_keep_it_offline(p
         page.wait_for_selector("#q-list .err:has-text('审核台需要联网')")
     finally:
         desk.set_offline(False)
+
+
+def test_the_api_docs_open_without_leaving_the_host(browser, live_server):
+    """Swagger UI renders the operations from the app's own copy; no request goes to another host."""
+    from urllib.parse import urlparse
+
+    context = browser.new_context(base_url=live_server.url)
+    hosts = set()
+    context.on("request", lambda req: hosts.add(urlparse(req.url).netloc))
+    page = context.new_page()
+    page.goto("/api/docs")
+    page.wait_for_selector(".opblock", timeout=20_000)  # the operations are drawn
+    assert page.locator(".opblock").count() > 20
+    assert hosts == {urlparse(live_server.url).netloc}, hosts
+    context.close()
