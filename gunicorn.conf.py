@@ -72,7 +72,7 @@ keepalive = 5
 # (8190 is the most gunicorn allows for the request line.) nginx in front keeps its own, matching limits.
 limit_request_line = 8190
 limit_request_fields = 100
-limit_request_field_size = 16384
+limit_request_field_size = 32768  # one header may be the whole of the app's 16 KiB and more: ours answers
 
 # Recycle workers now and then (memory of image decoding is returned to the system), spread out so that
 # not all workers restart at once.

@@ -262,9 +262,12 @@ def test_head_limits_through_gunicorn(database_url, tmp_path):
         long_url = f"GET /api/v1/cases?q={'x' * 6000} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
         big_headers = ("GET /api/v1/me HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                        f"X-A: {'a' * 9000}\r\nX-B: {'b' * 9000}\r\n\r\n")
+        one_big_header = ("GET /api/v1/me HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                          f"X-A: {'a' * 17000}\r\n\r\n")
         many_headers = ("GET /api/v1/me HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                         + "".join(f"X-Extra-{i}: 1\r\n" for i in range(70)) + "\r\n")
         for head, status, code in ((long_url, 414, "url_too_long"), (big_headers, 431, "headers_too_large"),
+                                   (one_big_header, 431, "headers_too_large"),
                                    (many_headers, 431, "headers_too_large")):
             answered, content_type, body = _raw(server.port, head)
             assert (answered, content_type) == (status, "application/problem+json"), body[:200]
