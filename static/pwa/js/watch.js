@@ -103,12 +103,15 @@ export async function check() {
   } catch { return; }
   if (res.status === 304) return;
   const after = await res.json();
-  etag = res.headers.get("ETag");
   const key = `watch:${s.user.username}`;
   const before = await store.getMeta(key);
+  if (!before || before.etag !== after.etag) {
+    const run = await syncNow("watch");
+    if (run?.skipped || run?.error) return; // another sync runs (or this one failed): the next poll asks again
+  }
+  etag = res.headers.get("ETag");
   await store.setMeta(key, after);
-  if (before && before.etag === after.etag) return;
-  await syncNow("watch");
+  if (before && before.etag === after.etag) return paintBadges();
   if (isReviewer(s.user)) tellConsole(before, after);
   else await tellField(before, after);
   paintBadges();

@@ -90,7 +90,8 @@ function sinceReturn(c, cats) {
 
 function timelineItem(e, cats, name) {
   const action = e.action === "transition" && e.data?.action ? t("a_" + e.data.action) : (t("ev_" + e.action) === "ev_" + e.action ? e.action : t("ev_" + e.action));
-  const changes = Object.entries(e.changes || {}).map(([f, [from, to]]) => `<li><span class="meta">${esc(fieldName(f))}</span>: ${esc(fmtVal(f, from, cats))} → <strong>${esc(fmtVal(f, to, cats))}</strong></li>`).join("");
+  const val = (f, v) => (f === "assignee" && v ? name(v) : fmtVal(f, v, cats)); // people by name
+  const changes = Object.entries(e.changes || {}).map(([f, [from, to]]) => `<li><span class="meta">${esc(fieldName(f))}</span>: ${esc(val(f, from))} → <strong>${esc(val(f, to))}</strong></li>`).join("");
   const extra = [e.data?.reason && `${t("reason")}: ${e.data.reason}`, e.data?.choose && `${t("c_resolved", { c: e.data.choose })}`].filter(Boolean);
   return `<li data-version="${e.version}"><div><strong>v${e.version} ${esc(action)}</strong> · ${esc(name(e.actor))} · ${esc(when(e.at))}</div>
     <div class="meta">${esc(t("device"))} ${esc(e.device_id || "—")}${e.client_time ? ` · ${esc(when(e.client_time))}` : ""}${e.op_id ? ` · op ${esc(short(e.op_id))}` : ""}</div>
