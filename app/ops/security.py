@@ -2,8 +2,8 @@
 
 The PWA's Content-Security-Policy allows only this origin's scripts (no inline script), photos from
 here and ``blob:``/``data:`` (previews made on the phone), an optional map tile origin, and no framing.
-Swagger UI at /api/docs (vendored, served from here) gets its own policy: its page starts it inline. HSTS is sent when the request came in
-over TLS (behind a proxy: set GRIDCASE_PROXY_FIX_X_PROTO=1 so the scheme is trusted).
+Swagger UI at /api/docs (vendored, served from here) gets its own policy: its page starts it inline.
+HSTS is sent when the request came in over TLS (behind a proxy: set GRIDCASE_PROXY_FIX_X_PROTO=1 so the scheme is trusted).
 """
 
 from __future__ import annotations
