@@ -1,7 +1,7 @@
 """cases: indexes on (scope column, change_seq) for the open app's "anything new?" ETag
 
 Revision ID: 5a7c3e9d2b10
-Revises: 3f9b2c7d8e41
+Revises: a9d3e5f7b1c2
 Create Date: 2026-12-02 19:40:00
 
 Each single-column index on a scope column becomes a two-column one with change_seq behind it: the same
@@ -10,7 +10,7 @@ look-ups by that column, and the newest change in a scope in one index step (app
 from alembic import op
 
 revision = '5a7c3e9d2b10'
-down_revision = '3f9b2c7d8e41'
+down_revision = 'a9d3e5f7b1c2'
 branch_labels = None
 depends_on = None
 
