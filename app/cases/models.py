@@ -61,6 +61,11 @@ class Category(db.Model):
         return {"code": self.code, "name_zh": self.name_zh, "name_en": self.name_en, "roles": self.roles}
 
 
+# (index name part, column): see Case.__table_args__
+SCOPE_SEQ_INDEXES = (("reporter", "reporter_id"), ("assignee", "assignee_id"), ("grid", "grid_code"),
+                     ("village", "village_code"), ("township", "township_code"), ("city", "city_code"))
+
+
 class Case(db.Model):
     __tablename__ = "cases"
 
@@ -75,18 +80,18 @@ class Case(db.Model):
     # 挂起: the clock stops while suspended (a flag, not a state: the case resumes where it was).
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     reporter_device_id: Mapped[str | None] = mapped_column(String(64))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     unit: Mapped[str | None] = mapped_column(String(100))
     merged_into: Mapped[str | None] = mapped_column(ForeignKey("cases.id"), index=True)
 
     # Where: the micro-grid and its ancestors (scope and figures by region are one equality each).
     micro_grid_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
-    grid_code: Mapped[str | None] = mapped_column(String(32), index=True)
-    village_code: Mapped[str | None] = mapped_column(String(32), index=True)
-    township_code: Mapped[str | None] = mapped_column(String(32), index=True)
-    city_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    grid_code: Mapped[str | None] = mapped_column(String(32))
+    village_code: Mapped[str | None] = mapped_column(String(32))
+    township_code: Mapped[str | None] = mapped_column(String(32))
+    city_code: Mapped[str | None] = mapped_column(String(32))
     lat: Mapped[float | None] = mapped_column(Float)  # WGS-84
     lon: Mapped[float | None] = mapped_column(Float)
     accuracy_m: Mapped[float | None] = mapped_column(Float)
@@ -122,6 +127,9 @@ class Case(db.Model):
 
     __table_args__ = (
         Index("ix_cases_dup", "category", "cell_lat", "cell_lon", "reported_at"),
+        # Each part of a user's scope with its newest change last: the open app's "anything new?" (its ETag,
+        # app/cases/watch.py) is one step down each; their first column serves every look-up by that column.
+        *(Index(f"ix_cases_{name}_seq", column, "change_seq") for name, column in SCOPE_SEQ_INDEXES),
         # The review queue (app/cases/queue.py): a reviewer's page in the queue's usual orders is an index walk
         # within their township or village, not a sort of its tens of thousands of cases.
         Index("ix_cases_township_reported", "township_code", "reported_at", "id"),

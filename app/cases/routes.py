@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from app.auth.scope import case_visible
 from app.auth.tokens import auth_required, current_session, current_user
-from app.cases import actions, deadlines, detail, exports, merge, queue, transitions, unit_of_work, workflow
+from app.cases import (
+    actions,
+    assignees,
+    deadlines,
+    detail,
+    exports,
+    merge,
+    queue,
+    transitions,
+    unit_of_work,
+    watch,
+    workflow,
+)
 from app.cases.conflicts import list_conflicts
 from app.cases.models import Case, Category, Conflict
 from app.cases.schemas import (
@@ -190,6 +202,36 @@ def case_page(case_id: str):
     what, when, from which device and op), conflicts and linked duplicates."""
     case = actions.require_visible_case(case_id, current_user)
     return jsonify(detail.case_page(case, current_user))
+
+
+@blp.route("/cases/watch", methods=["GET"])
+@blp.doc(responses={
+    "200": {"description": "something in my scope changed: the new `ETag`, and counts for the app's notice "
+                           "(`assigned_open`, `returned_mine`, `awaiting_review` for reviewers, `poll_s`)"},
+    "304": {"description": "nothing in my scope changed since the `If-None-Match` ETag"}})
+@auth_required()
+def case_watch():
+    """Anything new for me? The open app asks every ``poll_s`` seconds with ``If-None-Match``; ``304`` while
+    no case I may see changed. When it changes the app pulls (``GET /sync/changes``) and says what came."""
+    tag = watch.etag(current_user)
+    if tag in (t.strip() for t in request.headers.get("If-None-Match", "").split(",")):
+        response = current_app.response_class(status=304)
+    else:
+        response = jsonify({"etag": tag, **watch.summary(current_user)})
+    response.headers["ETag"] = tag
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@blp.route("/cases/<case_id>/assignees", methods=["GET"])
+@blp.doc(responses={"200": {"description": "`people` who may take the case (its grid's first) with their open "
+                                           "workload, and the `deadline` the assignee will work to"}})
+@auth_required("reviewer", "admin")
+def case_assignees(case_id: str):
+    """Who may take this case (交办): grid workers of its grid, then of its township, with display names and
+    open cases; and the running stage's deadline."""
+    case = actions.require_visible_case(case_id, current_user)
+    return jsonify(assignees.candidates(case, current_user, utcnow()))
 
 
 @blp.route("/conflicts", methods=["GET"])

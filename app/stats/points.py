@@ -108,3 +108,22 @@ def leaderboard(root: Region, start: datetime, end: datetime, limit: int) -> lis
             .limit(limit))
     return [{"username": r.username, "display_name": r.display_name, "points": int(r.points),
              "confirmed_reports": int(r.confirmed_reports)} for r in db.session.execute(stmt)]
+
+
+def ledger(user: User, limit: int, before: int | None = None) -> dict:
+    """My whole points ledger (我的积分), newest first, with each entry's case (number, category, state, as
+    the case page shows them): ``limit`` entries older than entry ``before``; ``next`` continues."""
+    stmt = (select(PointsEntry.id, PointsEntry.case_id, Case.number, Case.category, Case.state, PointsEntry.points,
+                   PointsEntry.reason, PointsEntry.at)
+            .join(Case, Case.id == PointsEntry.case_id).where(PointsEntry.user_id == user.id))
+    if before is not None:
+        stmt = stmt.where(PointsEntry.id < before)
+    rows = db.session.execute(stmt.order_by(PointsEntry.id.desc()).limit(limit + 1)).all()
+    total = db.session.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0))
+                              .where(PointsEntry.user_id == user.id))
+    page = rows[:limit]
+    return {"total": int(total or 0), "points_by_risk": POINTS_BY_RISK,
+            "entries": [{"id": r.id, "case_id": r.case_id, "case_number": r.number, "category": r.category,
+                         "case_state": r.state, "points": r.points, "reason": r.reason, "at": r.at.isoformat()}
+                        for r in page],
+            "next": page[-1].id if len(rows) > limit else None}

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from app.auth.tokens import auth_required, current_user
 from app.stats import points, services
-from app.stats.schemas import PeriodQuery, PointsQuery
+from app.stats.schemas import LedgerQuery, PeriodQuery, PointsQuery
 
 blp = Blueprint("stats", __name__, description="Figures by region and period; volunteer points (积分制)")
 
@@ -37,3 +37,12 @@ def points_view(args):
     if current_user.role == "volunteer":
         return jsonify(points.own_points(current_user, start, end, args["limit"]))
     return jsonify(points.leaderboard(region, start, end, args["limit"]))
+
+
+@blp.route("/points/ledger", methods=["GET"])
+@auth_required("volunteer")
+@blp.arguments(LedgerQuery, location="query")
+@blp.doc(responses={"200": {"description": "my points total and every ledger entry, newest first"}})
+def points_ledger(args):
+    """A volunteer's whole points ledger (我的积分): the total, each entry with its case and reason."""
+    return jsonify(points.ledger(current_user, args["limit"], args["before"]))

@@ -71,3 +71,9 @@ class PeriodQuery(Schema):
 class PointsQuery(PeriodQuery):
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000),
                            metadata={"description": "leaderboard rows / ledger entries"})
+
+
+class LedgerQuery(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1),
+                            metadata={"description": "the `next` of the previous page"})

@@ -14,7 +14,7 @@ const API_CACHE = "gridcase-api-v1";
 const SHELL = [
   "/", "/index.html", "/manifest.webmanifest", "/css/app.css",
   "/js/main.js", "/js/router.js", "/js/shell.js", "/js/ui.js", "/js/leaflet.js",
-  "/js/api.js", "/js/db.js", "/js/i18n.js", "/js/sync.js", "/js/photo.js", "/js/photo-worker.js",
+  "/js/api.js", "/js/db.js", "/js/i18n.js", "/js/sync.js", "/js/watch.js", "/js/photo.js", "/js/photo-worker.js",
   "/js/field/login.js", "/js/field/capture.js", "/js/field/form.js", "/js/field/location.js", "/js/field/data.js",
   "/js/field/tasks.js", "/js/field/case.js", "/js/field/map.js", "/js/field/outbox.js", "/js/field/fix.js", "/js/field/me.js",
   "/js/core/outbox.js", "/js/core/geo.js", "/js/core/exif.js", "/js/core/time.js",

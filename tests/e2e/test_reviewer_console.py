@@ -67,11 +67,17 @@ def search(page, text):
     }""", text)
 
 
+CONFIRMED = ("reject", "verify_close")  # they end a case: the console asks for confirmation
+
+
 def act(page, action, **fields):
     page.click(f"#act-buttons [data-act={action}]")
-    if fields:
+    if fields or action in CONFIRMED:
         for selector, value in fields.items():
-            page.fill(f"#act-{selector}", value)
+            if selector == "assignee":  # a picker of names; the value sent is the username
+                page.select_option("#act-assignee", value)
+            else:
+                page.fill(f"#act-{selector}", value)
         page.click(f"[data-act-confirm={action}]")
     page.wait_for_selector("[data-testid=act-result]")
     return page.get_attribute("[data-testid=act-result]", "data-status")
@@ -98,7 +104,7 @@ def test_the_whole_loop_reviewer_then_offline_grid_worker_then_close_out(desk, p
     page.wait_for_selector("[data-testid=review-state][data-state=assigned]")
     case = api.get(reviewer, f"/api/v1/cases/{case_id}")
     assert (case["state"], case["assignee"], case["version"]) == ("assigned", "wanggeyuan", 3)
-    assert "wanggeyuan" in page.inner_text("[data-testid=review-assignee]")
+    assert page.inner_text("[data-testid=review-assignee]") == "张网格员"  # a name, not a login
 
     # the grid worker resolves it with an after-photo while offline
     field = phone.new_page()
@@ -137,7 +143,7 @@ def test_the_whole_loop_reviewer_then_offline_grid_worker_then_close_out(desk, p
     assert download.value.suggested_filename.endswith("-original.jpg")
     page.click("#photo-dlg [data-action=dlg-close]")
     timeline = page.inner_text("ol.timeline")
-    assert "已交办 → 已整改" in timeline and "wanggeyuan" in timeline
+    assert "已交办 → 已整改" in timeline and "张网格员" in timeline
     assert act(page, "verify_close") == "applied"
     page.wait_for_selector("[data-testid=review-state][data-state=closed]")
     case = api.get(reviewer, f"/api/v1/cases/{case_id}")

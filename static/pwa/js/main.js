@@ -10,6 +10,7 @@ import { current, load, resolve, ROUTES, setRenderer } from "./router.js";
 import { bindChrome, chrome, offerUpdate, statusBar } from "./shell.js";
 import { dispatch, esc, view } from "./ui.js";
 import { stopGeo } from "./field/location.js";
+import { startWatch } from "./watch.js";
 
 let renderGen = 0;
 let shown = null; // the view module on screen
@@ -97,6 +98,7 @@ async function boot() {
   await render();
   registerServiceWorker();
   requestSync("start", 300);
+  startWatch();
   setInterval(statusBar, 30_000);
 }
 

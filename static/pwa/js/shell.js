@@ -8,6 +8,7 @@ import { ago } from "./core/time.js";
 import { status as syncStatus, syncNow } from "./sync.js";
 import { isReviewer, redraw, ROUTES, tabsFor } from "./router.js";
 import { $, bytes, dispatch, esc, toast } from "./ui.js";
+import { tabBadge } from "./watch.js";
 
 let updateReg = null; // a service worker registration with a new version waiting
 
@@ -62,6 +63,7 @@ export function chrome(me, name) {
   const here = ROUTES[name]?.tab;
   for (const a of nav.querySelectorAll("a")) {
     a.textContent = t("tab_" + a.dataset.tab);
+    a.insertAdjacentHTML("beforeend", tabBadge(a.dataset.tab)); // new tasks / new reports (watch.js)
     if (a.dataset.tab === here) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }

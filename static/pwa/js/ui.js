@@ -37,6 +37,29 @@ export const stateChip = (s) => `<span class="chip st">${esc(t("s_" + s))}</span
 export const itemChip = (s) => `<span class="chip ${esc(s)}">${esc(t("st_" + s))}</span>`;
 /** The time-limit light: 正常 / 临期 / 超期. */
 export const lightChip = (l) => (l ? `<span class="chip light-${esc(l)}" data-light="${esc(l)}"><span class="dot" aria-hidden="true"></span>${esc(t("light_" + l))}</span>` : "");
+/** The light of a case at ``now`` from its running stage's warn_at and due_at (what the phone holds offline). */
+export function lightAt(c, now = Date.now()) {
+  if (!c?.due_at) return null;
+  if (now >= Date.parse(c.due_at)) return "red";
+  return c.warn_at && now >= Date.parse(c.warn_at) ? "yellow" : "green";
+}
+/** A span of time in words: "3 小时", "2 天", "25 分钟". */
+export function span(ms) {
+  const m = Math.max(1, Math.round(Math.abs(ms) / 60000));
+  if (m < 120) return t("n_minutes", { n: m });
+  const h = Math.round(m / 60);
+  return h < 48 ? t("n_hours", { n: h }) : t("n_days", { n: Math.round(h / 24) });
+}
+/** The deadline where work is done: light word, time left (or overdue by), and which clock counts.
+ * ``leftMinutes`` (the server's, on the stage's own clock) wins over the wall-clock time to ``due_at``. */
+export function deadlineLine(c, { now = Date.now(), leftMinutes = null } = {}) {
+  const light = c?.light || lightAt(c, now);
+  if (!light || !c.due_at) return "";
+  const left = leftMinutes != null ? leftMinutes * 60000 : Date.parse(c.due_at) - now;
+  const words = [t("stage_" + c.stage), left > 0 ? t("left", { t: span(left) }) : t("overdue_by", { t: span(left) })];
+  if (c.clock) words.push(t("clock_" + c.clock));
+  return `<span class="deadline" data-testid="deadline">${lightChip(light)} ${esc(words.join(" · "))}</span>`;
+}
 export const flagChips = (flags) => (flags || []).map((f) => `<span class="chip flag">${esc(t("flag_" + f) === "flag_" + f ? f : t("flag_" + f))}</span>`).join(" ");
 
 /** An <option>, selected when it is the current value. */

@@ -32,9 +32,18 @@ export async function localCases() {
   return { cases: [...cases, ...local], items };
 }
 
+const AFTER = { start: "in_progress", resolve: "resolved", resubmit: "reported" };
+
 /** A case's state once the transitions still in the outbox are applied. */
 export function effectiveState(c, pending) {
   let s = c.state;
-  for (const i of pending) if (i.type === "case.transition") s = i.body.action === "start" ? "in_progress" : i.body.action === "resolve" ? "resolved" : s;
+  for (const i of pending) if (i.type === "case.transition" && AFTER[i.body.action]) s = AFTER[i.body.action];
   return s;
+}
+
+/** The case as it will be once the outbox is sent: its state and the fields of unsent edits. */
+export function effectiveCase(c, pending) {
+  const out = { ...c, state: effectiveState(c, pending) };
+  for (const i of pending) if (i.type === "case.update") Object.assign(out, i.body.changes);
+  return out;
 }

@@ -4,6 +4,7 @@ import { api, apiJson } from "../api.js";
 import { t } from "../i18n.js";
 import { esc, flagChips, lightChip, opt, riskChip, stateChip, toast, view, $ } from "../ui.js";
 import { categoryMap, download, fieldName, FLAGS, fmtVal, loadRegions, OPEN_STATES, problemText, regionName, short, STATES, when } from "./common.js";
+import { markQueueSeen } from "../watch.js";
 
 const DEFAULT_FILTERS = { state: "open", risk_level: [], sort: "-reported_at" };
 let qf = JSON.parse(sessionStorage.getItem("gridcase.qf") || "null") || { ...DEFAULT_FILTERS };
@@ -22,6 +23,7 @@ function queueParams(filters, extra = {}) {
 }
 
 export async function render() {
+  markQueueSeen();
   const [cats, regions] = await Promise.all([categoryMap().catch(() => new Map()), loadRegions()]);
   const wide = window.innerWidth >= 900;
   const f = qf;
