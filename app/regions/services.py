@@ -155,13 +155,9 @@ def _parse_features(doc) -> tuple[list[_Row], list[str]]:
     return rows, problems
 
 
-def import_regions(doc, *, tolerance_m: float = 5.0,
-                   progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
-    """Validate a FeatureCollection of regions completely, then create or update them in one transaction.
-
-    Parents may come later in the file or already be in the database. Raises RegionImportFailed listing
-    every problem (nothing is written then).
-    """
+def _validated(doc, tolerance_m: float, progress: Callable[[Iterable], Iterable]) -> tuple[list[_Row], dict]:
+    """The file's rows, each with its ancestors' codes, and the regions of the same codes already stored.
+    Raises RegionImportFailed listing every problem."""
     rows, problems = _parse_features(doc)
     by_code = {row.code: row for row in rows}
     wanted = {row.parent for row in rows if row.parent and row.parent not in by_code}
@@ -225,10 +221,59 @@ def import_regions(doc, *, tolerance_m: float = 5.0,
         for row in rows:
             if resolve(row) is None:
                 problems.append(f"{row.label}: its chain of parents loops back on itself")
+    for row in rows:
+        region = current.get(row.code)
+        if region is not None and region.level != row.level:
+            problems.append(f"{row.label}: level cannot change from {region.level} to {row.level} on re-import")
     if problems:
         db.session.rollback()
         raise RegionImportFailed(problems)
+    return rows, current
 
+
+def plan_import(doc, *, tolerance_m: float = 5.0) -> dict:
+    """What importing the file would do, without writing: each region to be ``created``, ``renamed``,
+    ``moved`` (another parent) or ``reshaped`` (another boundary), and how many stay ``unchanged``, with the
+    file's features (for a map preview) and the stored boundaries they replace. Raises RegionImportFailed."""
+    rows, current = _validated(doc, tolerance_m, lambda it: it)
+    plan = {"created": [], "renamed": [], "moved": [], "reshaped": [], "unchanged": 0}
+    before = []
+    for row in rows:
+        region = current.get(row.code)
+        item = {"code": row.code, "name": row.name, "level": row.level, "parent": row.parent}
+        if region is None:
+            plan["created"].append(item)
+            continue
+        same = True
+        if region.name != row.name:
+            plan["renamed"].append({**item, "old_name": region.name})
+            same = False
+        if region.level_codes() != row.codes:
+            plan["moved"].append({**item, "old_parent": region.parent_code})
+            same = False
+        old_geom = shape(json.loads(region.geometry)) if region.geometry else None
+        if (old_geom is None) != (row.geom is None) or (old_geom is not None and not old_geom.equals(row.geom)):
+            plan["reshaped"].append(item)
+            before.append(region)
+            same = False
+        plan["unchanged"] += same
+    plan["features"] = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": row.code,
+         "properties": {"code": row.code, "name": row.name, "level": row.level, "parent": row.parent},
+         "geometry": mapping(row.geom) if row.geom is not None else None} for row in rows]}
+    plan["before"] = feature_collection(before)
+    return plan
+
+
+def import_regions(doc, *, tolerance_m: float = 5.0, progress: Callable[[Iterable], Iterable] = lambda it: it,
+                   commit: bool = True) -> dict:
+    """Validate a FeatureCollection of regions completely, then create or update them in one transaction
+    (committed unless ``commit=False``: the caller commits, with its own record of the change).
+
+    Parents may come later in the file or already be in the database. Raises RegionImportFailed listing
+    every problem (nothing is written then).
+    """
+    rows, current = _validated(doc, tolerance_m, progress)
     created = updated = 0
     now = utcnow()
     moved: list[tuple[Region, dict]] = []
@@ -241,10 +286,6 @@ def import_regions(doc, *, tolerance_m: float = 5.0,
             created += 1
         else:
             updated += 1
-            if region.level != row.level:
-                db.session.rollback()
-                raise RegionImportFailed([f"{row.label}: level cannot change from {region.level} to "
-                                          f"{row.level} on re-import"])
             old_codes = region.level_codes()
             if old_codes != row.codes:
                 moved.append((region, old_codes))
@@ -262,8 +303,9 @@ def import_regions(doc, *, tolerance_m: float = 5.0,
         db.session.flush()
     for region, _old in moved:
         propagate_move(region)
-    db.session.commit()
-    invalidate_index()
+    if commit:
+        db.session.commit()
+        invalidate_index()
     return {"created": created, "updated": updated, "moved": len(moved)}
 
 
