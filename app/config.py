@@ -108,7 +108,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14/"
+    # Vendored (scripts/vendor.sh) and served by the app: a CDN may not open in China.
+    OPENAPI_SWAGGER_UI_URL = "/vendor/swagger-ui/"
 
     JSON_SORT_KEYS = False
 

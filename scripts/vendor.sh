@@ -20,7 +20,13 @@ cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css "$
 cp node_modules/leaflet/dist/images/*.png "$VENDOR/leaflet/images/"
 cp node_modules/leaflet/LICENSE "$VENDOR/leaflet/LICENSE"
 
-for pkg in idb leaflet; do
-  node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+'@'+p.version)" > "$VENDOR/$pkg/VERSION"
+# swagger-ui-dist: the API docs page at /api/docs, served by the app itself (no CDN: it opens in China)
+mkdir -p "$VENDOR/swagger-ui"
+cp node_modules/swagger-ui-dist/{swagger-ui.css,swagger-ui-bundle.js,swagger-ui-standalone-preset.js,favicon-32x32.png} \
+  "$VENDOR/swagger-ui/"
+cp node_modules/swagger-ui-dist/LICENSE "$VENDOR/swagger-ui/LICENSE"
+
+for pkg in idb leaflet swagger-ui-dist; do
+  node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+'@'+p.version)" > "$VENDOR/${pkg%-dist}/VERSION"
 done
 echo "vendored into $VENDOR:"; find "$VENDOR" -type f | sort

@@ -235,6 +235,8 @@ def test_swagger_ui(client):
     html = r.get_data(as_text=True)
     assert "swagger-ui" in html.lower()
     assert "openapi.json" in html
+    assert "/vendor/swagger-ui/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
+    assert client.get("/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
 
 
 def test_pwa_index(client):

@@ -2,7 +2,8 @@
 
 The PWA's Content-Security-Policy allows only this origin's scripts (no inline script), photos from
 here and ``blob:``/``data:`` (previews made on the phone), an optional map tile origin, and no framing.
-Swagger UI at /api/docs loads from its CDN and gets its own policy. HSTS is sent when the request came in
+Swagger UI at /api/docs is served from here too (static/pwa/vendor/swagger-ui/: no CDN, so it opens in China);
+its page has one inline script, hence its own policy. HSTS is sent when the request came in
 over TLS (behind a proxy: set GRIDCASE_PROXY_FIX_X_PROTO=1 so the scheme is trusted).
 """
 
@@ -23,9 +24,8 @@ def _csp(app: Flask) -> str:
             "manifest-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
-DOCS_CSP = ("default-src 'self' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
-            "frame-ancestors 'none'")
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'")
 
 
 def register(app: Flask) -> None:
