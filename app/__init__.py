@@ -132,6 +132,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.admin.routes import blp as admin_blp
+    from app.admin.rules_routes import blp as admin_rules_blp
     from app.auth.routes import blp as auth_blp
     from app.cases.routes import blp as cases_blp
     from app.devices.routes import blp as devices_blp
@@ -141,7 +142,8 @@ def register_blueprints(app: Flask) -> None:
     from app.stats.routes import blp as stats_blp  # also wires the points transition hook
     from app.sync.routes import blp as sync_blp
 
-    for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp, admin_blp):
+    for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp, admin_blp,
+                admin_rules_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
     from app.media.tus import blp as tus_blp
 

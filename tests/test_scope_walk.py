@@ -110,6 +110,30 @@ ROUTES = {
     ("GET", "/api/v1/points"): lambda c, h, o, p: c.get(f"/api/v1/points?region={TOWN_A}", headers=h),
     ("GET", "/api/v1/admin/audit"): lambda c, h, o, p: c.get("/api/v1/admin/audit?limit=500", headers=h),
     ("GET", "/api/v1/points/ledger"): lambda c, h, o, p: c.get("/api/v1/points/ledger", headers=h),
+    # the rules are nationwide and admins' alone: everyone else gets 403
+    ("GET", "/api/v1/admin/categories"): lambda c, h, o, p: c.get("/api/v1/admin/categories", headers=h),
+    ("POST", "/api/v1/admin/categories"): lambda c, h, o, p: c.post("/api/v1/admin/categories", headers=h, json={
+        "code": "new_kind", "name_zh": "新类别", "name_en": "New", "roles": ["volunteer"]}),
+    ("PUT", "/api/v1/admin/categories/order"):
+        lambda c, h, o, p: c.put("/api/v1/admin/categories/order", headers=h, json={"codes": ["other"]}),
+    ("PATCH", "/api/v1/admin/categories/<code>"):
+        lambda c, h, o, p: c.patch("/api/v1/admin/categories/fire_hazard", headers=h, json={"name_zh": "改名"}),
+    ("DELETE", "/api/v1/admin/categories/<code>"):
+        lambda c, h, o, p: c.delete("/api/v1/admin/categories/other", headers=h),
+    ("GET", "/api/v1/admin/sla-rules"): lambda c, h, o, p: c.get("/api/v1/admin/sla-rules", headers=h),
+    ("POST", "/api/v1/admin/sla-rules"): lambda c, h, o, p: c.post("/api/v1/admin/sla-rules", headers=h, json={
+        "stage": "accept", "risk_level": "red", "category": "gas_safety", "limit_minutes": 30, "clock": "natural"}),
+    ("PATCH", "/api/v1/admin/sla-rules/<int:rule_id>"):
+        lambda c, h, o, p: c.patch("/api/v1/admin/sla-rules/1", headers=h, json={"limit_minutes": 1}),
+    ("DELETE", "/api/v1/admin/sla-rules/<int:rule_id>"):
+        lambda c, h, o, p: c.delete("/api/v1/admin/sla-rules/1", headers=h),
+    ("GET", "/api/v1/admin/calendar/coverage"): lambda c, h, o, p: c.get("/api/v1/admin/calendar/coverage", headers=h),
+    ("POST", "/api/v1/admin/calendar/import"): lambda c, h, o, p: c.post(
+        "/api/v1/admin/calendar/import?dry_run=false", headers=h, json={"csv": "2026-10-01,workday,x"}),
+    ("POST", "/api/v1/admin/regions/import"): lambda c, h, o, p: c.post(
+        "/api/v1/admin/regions/import?dry_run=false", headers=h, json={"geojson": {
+            "type": "FeatureCollection", "features": [{"type": "Feature", "geometry": None, "properties": {
+                "code": TOWN_A, "name": "改名", "level": "township", "parent": "330381"}}]}}),
     ("GET", "/open311/v2/services.json"):
         lambda c, h, o, p: c.get(f"/open311/v2/services.json?jurisdiction_id={TOWN_A}", headers=h),
     ("GET", "/open311/v2/requests.json"): lambda c, h, o, p: c.get("/open311/v2/requests.json", headers=h),

@@ -96,14 +96,38 @@ def resolution(events: list[CaseEvent], notes: list[CaseNote], links: list[CaseP
             "photos": [p.sha256 for p in links if p.role == "rectification"]}
 
 
-def case_page(case: Case, user: User) -> dict:
-    """Everything a reader may see of one case; who changed what and when is the timeline."""
+def _history(case: Case) -> tuple[list[CaseEvent], list[CasePhoto], list[CaseNote]]:
+    """The case's events, photo links and notes, in their order, one query each."""
     events = list(db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
                                      .order_by(CaseEvent.version)))
     links = list(db.session.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id)
                                     .order_by(CasePhoto.event_version, CasePhoto.position)))
     notes = list(db.session.scalars(select(CaseNote).where(CaseNote.case_id == case.id)
                                     .order_by(CaseNote.event_version)))
+    return events, links, notes
+
+
+def _duplicates(case: Case, user: User) -> list[dict]:
+    """Cases merged into this one and those it may duplicate, as far as the reader may see them."""
+    merged_here = db.session.execute(select(Case.id, Case.number).where(Case.merged_into == case.id)).all()
+    found = [{"id": cid, "number": number, "relation": "merged_into_this"} for cid, number in merged_here
+             if case_visible(db.session.get(Case, cid), user)]
+    for cid in case.duplicate_of or []:
+        other = db.session.get(Case, cid)
+        if other is not None and case_visible(other, user):
+            found.append({"id": other.id, "number": other.number, "relation": "possible_duplicate_of"})
+    return found
+
+
+def _stage_fields(stage: dict | None) -> dict:
+    """The running stage at the top, as DESIGN.md names it: which stage, its deadline, light, time left, clock."""
+    keys = ("stage", "clock", "due_at", "light", "left_minutes")
+    return {key: stage[key] if stage else None for key in keys}
+
+
+def case_page(case: Case, user: User) -> dict:
+    """Everything a reader may see of one case; who changed what and when is the timeline."""
+    events, links, notes = _history(case)
     user_ids = {case.reporter_id, case.assignee_id} | {e.actor_id for e in events} | {n.author_id for n in notes}
     people = db.session.execute(select(User.id, User.username, User.display_name)
                                 .where(User.id.in_(user_ids - {None}))).all()
@@ -113,13 +137,6 @@ def case_page(case: Case, user: User) -> dict:
                "missing": p.sha256 in missing, "added_by": usernames.get(p.added_by),
                "added_at": p.added_at.isoformat()} for p in links]
     page = case_to_dict(case, usernames, [{"sha256": p["sha256"], "role": p["role"]} for p in photos])
-    merged_here = db.session.execute(select(Case.id, Case.number).where(Case.merged_into == case.id)).all()
-    duplicates = [{"id": cid, "number": number, "relation": "merged_into_this"} for cid, number in merged_here
-                  if case_visible(db.session.get(Case, cid), user)]
-    for cid in case.duplicate_of or []:
-        other = db.session.get(Case, cid)
-        if other is not None and case_visible(other, user):
-            duplicates.append({"id": other.id, "number": other.number, "relation": "possible_duplicate_of"})
     stage = deadlines.stage_view(case, utcnow())
     back = latest_return(reversed(events))
     if back is not None:
@@ -127,10 +144,7 @@ def case_page(case: Case, user: User) -> dict:
     page.update(
         # display names for every username on the page: people are shown by name, never by login
         display_names={p.username: p.display_name or p.username for p in people},
-        # the running stage at the top, as DESIGN.md names it: which stage, its deadline, light, time left, clock
-        stage=stage["stage"] if stage else None, clock=stage["clock"] if stage else None,
-        due_at=stage["due_at"] if stage else None, light=stage["light"] if stage else None,
-        left_minutes=stage["left_minutes"] if stage else None,
+        **_stage_fields(stage),
         returned=back, changed_since_return=changed_since_return(events, notes, links),
         resolution=resolution(events, notes, links),
         missing_photos=sorted(missing),
@@ -143,7 +157,7 @@ def case_page(case: Case, user: User) -> dict:
                    "client_time": e.client_time.isoformat() if e.client_time else None,
                    "changes": e.changes, "data": e.data} for e in events],
         conflicts=list_conflicts(user, "all", case.id, 1000) if user.role in ("reviewer", "admin") else [],
-        duplicates=duplicates,
+        duplicates=_duplicates(case, user),
         # the running stage: its limit, the clock it counts (natural or working time), deadline, light, time left
         running_stage=stage,
     )

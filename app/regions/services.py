@@ -232,13 +232,9 @@ def _write(row: _Row, region: Region, now) -> None:
     region.updated_at = now
 
 
-def import_regions(doc, *, tolerance_m: float = 5.0,
-                   progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict:
-    """Validate a FeatureCollection of regions completely, then create or update them in one transaction.
-
-    Parents may come later in the file or already be in the database. Raises RegionImportFailed listing
-    every problem (nothing is written then).
-    """
+def _validated(doc, tolerance_m: float, progress: Callable[[Iterable], Iterable]) -> tuple[list[_Row], dict]:
+    """The file's rows, each with its ancestors' codes, and the regions of the same codes already stored.
+    Raises RegionImportFailed listing every problem (nothing is written then)."""
     rows, problems = _parse_features(doc)
     tree = _Tree(rows)
     current = {r.code: r for r in db.session.scalars(select(Region).where(Region.code.in_(list(tree.by_code))))} \
@@ -247,10 +243,64 @@ def import_regions(doc, *, tolerance_m: float = 5.0,
     if not problems:
         problems += [f"{row.label}: its chain of parents loops back on itself" for row in rows
                      if tree.resolve(row) is None]
+    problems += [f"{row.label}: level cannot change from {current[row.code].level} to {row.level} on re-import"
+                 for row in rows if row.code in current and current[row.code].level != row.level]
     if problems:
         db.session.rollback()
         raise RegionImportFailed(problems)
+    return rows, current
 
+
+def _changes(row: _Row, region: Region) -> list[str]:
+    """How a stored region differs from the file's: renamed, moved (another parent), reshaped."""
+    found = []
+    if region.name != row.name:
+        found.append("renamed")
+    if region.level_codes() != row.codes:
+        found.append("moved")
+    old_geom = shape(json.loads(region.geometry)) if region.geometry else None
+    if (old_geom is None) != (row.geom is None) or (old_geom is not None and not old_geom.equals(row.geom)):
+        found.append("reshaped")
+    return found
+
+
+def plan_import(doc, *, tolerance_m: float = 5.0) -> dict:
+    """What importing the file would do, without writing: each region to be ``created``, ``renamed``,
+    ``moved`` (another parent) or ``reshaped`` (another boundary), and how many stay ``unchanged``, with the
+    file's features (for a map preview) and the stored boundaries they replace. Raises RegionImportFailed."""
+    rows, current = _validated(doc, tolerance_m, lambda it: it)
+    plan = {"created": [], "renamed": [], "moved": [], "reshaped": [], "unchanged": 0}
+    before = []
+    for row in rows:
+        region = current.get(row.code)
+        item = {"code": row.code, "name": row.name, "level": row.level, "parent": row.parent}
+        if region is None:
+            plan["created"].append(item)
+            continue
+        changes = _changes(row, region)
+        extra = {"renamed": {"old_name": region.name}, "moved": {"old_parent": region.parent_code}, "reshaped": {}}
+        for change in changes:
+            plan[change].append({**item, **extra[change]})
+        if "reshaped" in changes:
+            before.append(region)
+        plan["unchanged"] += not changes
+    plan["features"] = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": row.code,
+         "properties": {"code": row.code, "name": row.name, "level": row.level, "parent": row.parent},
+         "geometry": mapping(row.geom) if row.geom is not None else None} for row in rows]}
+    plan["before"] = feature_collection(before)
+    return plan
+
+
+def import_regions(doc, *, tolerance_m: float = 5.0, progress: Callable[[Iterable], Iterable] = lambda it: it,
+                   commit: bool = True) -> dict:
+    """Validate a FeatureCollection of regions completely, then create or update them in one transaction
+    (committed unless ``commit=False``: the caller commits, with its own record of the change).
+
+    Parents may come later in the file or already be in the database. Raises RegionImportFailed listing
+    every problem (nothing is written then).
+    """
+    rows, current = _validated(doc, tolerance_m, progress)
     created = updated = 0
     now = utcnow()
     moved: list[Region] = []
@@ -263,18 +313,15 @@ def import_regions(doc, *, tolerance_m: float = 5.0,
             created += 1
         else:
             updated += 1
-            if region.level != row.level:
-                db.session.rollback()
-                raise RegionImportFailed([f"{row.label}: level cannot change from {region.level} to "
-                                          f"{row.level} on re-import"])
             if region.level_codes() != row.codes:
                 moved.append(region)
         _write(row, region, now)
         db.session.flush()
     for region in moved:
         propagate_move(region)
-    db.session.commit()
-    invalidate_index()
+    if commit:
+        db.session.commit()
+        invalidate_index()
     return {"created": created, "updated": updated, "moved": len(moved)}
 
 

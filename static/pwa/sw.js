@@ -25,7 +25,7 @@ const SHELL = [
 ];
 // The reviewer console (and its charts) is not precached: a field phone never downloads it. A reviewer's
 // browser keeps each file in the shell cache the first time it is fetched, so the console opens offline too.
-const ON_FIRST_USE = [/^\/js\/review\//, /^\/js\/core\/charts\.js$/];
+const ON_FIRST_USE = [/^\/js\/review\//, /^\/js\/admin\//, /^\/js\/core\/charts\.js$/];
 const CACHED_API = [/^\/api\/v1\/categories$/, /^\/api\/v1\/workflow$/, /^\/api\/v1\/regions\/[^/]+\/geojson$/, /^\/api\/v1\/sync\/changes$/];
 
 self.addEventListener("install", (event) => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fakeBrowser, importsOf, JS } from "./pwa_modules.mjs";
-import { CONSOLE_TABS, FIELD_TABS, homeOf, isReviewer, parse, resolve, ROUTES, tabsFor } from "../../static/pwa/js/router.js";
+import { ADMIN_TABS, CONSOLE_TABS, FIELD_TABS, homeOf, isReviewer, parse, resolve, ROUTES, tabsFor } from "../../static/pwa/js/router.js";
 
 fakeBrowser();
 const worker = { username: "wanggeyuan", role: "grid_worker" };
@@ -17,13 +17,14 @@ const admin = { username: "admin", role: "admin" };
 test("every route names a view module that exists: the console's under review/, the field app's under field/", () => {
   for (const [name, route] of Object.entries(ROUTES)) {
     assert.ok(existsSync(join(JS, route.module)), `${name}: ${route.module} is missing`);
-    assert.equal(route.module.startsWith("review/"), Boolean(route.console), name);
+    assert.equal(route.module.startsWith("review/") || route.module.startsWith("admin/"), Boolean(route.console), name);
+    assert.equal(route.module.startsWith("admin/"), Boolean(route.admin), name);
     assert.ok(route.console || route.module.startsWith("field/"), name);
   }
 });
 
 test("every tab is a route whose own tab it is", () => {
-  for (const tab of [...FIELD_TABS, ...CONSOLE_TABS]) assert.equal(ROUTES[tab]?.tab, tab, tab);
+  for (const tab of [...FIELD_TABS, ...CONSOLE_TABS, ...ADMIN_TABS]) assert.equal(ROUTES[tab]?.tab, tab, tab);
   assert.equal(ROUTES.case.tab, "tasks");
   assert.equal(ROUTES.fix.tab, "outbox");
   assert.equal(ROUTES.review.tab, "queue");
@@ -65,7 +66,16 @@ test("reviewers and admins get the console, land on the queue, and may use the f
     assert.deepEqual(resolve("#review/abc", user), { name: "review", arg: "abc", route: ROUTES.review });
     assert.equal(resolve("#capture", user).name, "capture");
     assert.equal(resolve("#outbox", user).name, "outbox");
-    assert.deepEqual(tabsFor(user), CONSOLE_TABS);
+    assert.deepEqual(tabsFor(user), user.role === "admin" ? ADMIN_TABS : CONSOLE_TABS);
+  }
+});
+
+test("the rules (js/admin/) are the admin's alone: a reviewer lands on the queue", () => {
+  for (const name of ["admin-categories", "admin-time-limits", "admin-calendar", "admin-regions"]) {
+    assert.equal(resolve(`#${name}`, reviewer).name, "queue", name);
+    assert.equal(resolve(`#${name}`, worker).name, "capture", name);
+    assert.equal(resolve(`#${name}`, admin).name, name);
+    assert.equal(ROUTES[name].tab, "admin-categories");
   }
 });
 

@@ -132,6 +132,23 @@ const S = {
   fld_assignee: ["处置人", "assignee"], fld_unit: ["处置单位", "unit"], fld_level: ["层级", "level"], fld_location: ["位置", "location"],
   fld_micro_grid_id: ["微网格", "micro-grid"], fld_merged_into: ["合并到", "merged into"], fld_due_at: ["截止", "due"],
   ev_create: ["上报", "reported"], ev_transition: ["办理", "action"], ev_note: ["备注", "note"], ev_update: ["修改", "edit"],
+  // admin console: the rules (管理)
+  "tab_admin-categories": ["管理", "Admin"], "tab_admin-time-limits": ["时限", "Time limits"], "tab_admin-calendar": ["日历", "Calendar"], "tab_admin-regions": ["区域", "Regions"],
+  calendar_short: ["日历未覆盖未来 90 天：缺少 {years} 年的放假安排，请导入。", "The calendar does not cover the next 90 days: import the holidays of {years}."],
+  inactive: ["已停用", "inactive"], move_up: ["上移", "Move up"], move_down: ["下移", "Move down"], name_zh: ["中文名称", "Chinese name"], name_en: ["英文名称", "English name"],
+  who_reports: ["可上报角色", "Who may report"], deactivate: ["停用", "Deactivate"], activate: ["启用", "Activate"], delete: ["删除", "Delete"],
+  delete_confirm: ["确定删除？已使用的类别不能删除，只能停用。", "Delete? A used category cannot be deleted, only deactivated."],
+  add_category: ["新增类别", "New category"], code: ["代码", "Code"], add: ["新增", "Add"], saved: ["已保存", "Saved"],
+  limits_new_only: ["修改时限只影响此后开始的环节，正在计时的环节仍按原时限。", "A change applies to stages that start from now on; running stages keep their limit."],
+  limit_minutes: ["时限（分钟）", "Limit (minutes)"], clock: ["计时", "Clock"],
+  clock_natural: ["自然时间", "Natural time"], clock_working: ["工作时间", "Working time"],
+  level_grid: ["网格", "grid"], level_village: ["村社", "village"], level_township: ["镇街", "township"], level_city: ["市", "city"],
+  month_n: ["{n}月", "Month {n}"], day_off: ["放假", "Day off"], make_up_day: ["调休上班", "Make-up workday"],
+  calendar_import: ["导入日历", "Import the calendar"], calendar_import_hint: ["CSV 每行：日期,holiday|workday,名称（同 flask calendar import）", "CSV lines date,holiday|workday,name (as flask calendar import)"],
+  dry_run: ["试导入", "Dry run"], apply: ["应用", "Apply"], applied: ["已应用", "Applied"], choose_file: ["请选择文件", "Choose a file"], nothing_written: ["未写入", "nothing written"],
+  calendar_result: ["共 {days} 天：新增 {added}，修改 {changed}（{first} 至 {last}）", "{days} days: {added} new, {changed} changed ({first} to {last})"],
+  preview: ["预览", "Preview"], not_geojson: ["不是有效的 GeoJSON", "Not valid GeoJSON"],
+  plan_created: ["新增", "created"], plan_renamed: ["改名", "renamed"], plan_moved: ["迁移", "moved"], plan_reshaped: ["改边界", "reshaped"], plan_unchanged: ["不变", "unchanged"],
   ev_conflict_resolved: ["处理冲突", "conflict settled"], ev_photo: ["照片", "photo"], shortcuts: ["其他", "More"],
 };
 

@@ -8,7 +8,8 @@ export const isReviewer = (user) => user?.role === "reviewer" || user?.role === 
 
 /**
  * module: the view, under js/; tab: the bottom tab that is current on this route; gps: keeps the GPS watch
- * running; live: redrawn when the outbox or the cases change; console: reviewers and admins only.
+ * running; live: redrawn when the outbox or the cases change; console: reviewers and admins only; admin: admins only
+ * (the rules: js/admin/).
  */
 export const ROUTES = Object.freeze({
   login: { module: "field/login.js" },
@@ -24,6 +25,10 @@ export const ROUTES = Object.freeze({
   conflicts: { module: "review/conflicts.js", tab: "conflicts", console: true },
   dash: { module: "review/dashboard.js", tab: "dash", console: true },
   devices: { module: "review/devices.js", tab: "devices", console: true },
+  "admin-categories": { module: "admin/categories.js", tab: "admin-categories", console: true, admin: true },
+  "admin-time-limits": { module: "admin/time-limits.js", tab: "admin-categories", console: true, admin: true },
+  "admin-calendar": { module: "admin/calendar.js", tab: "admin-categories", console: true, admin: true },
+  "admin-regions": { module: "admin/regions.js", tab: "admin-categories", console: true, admin: true },
 });
 
 /** A route's view module (relative to this file; loaded once, then from the module map). */
@@ -32,7 +37,9 @@ export const load = (route) => import(`./${route.module}`);
 export const FIELD_TABS = ["capture", "tasks", "map", "outbox", "me"];
 export const CONSOLE_TABS = ["queue", "conflicts", "dash", "devices", "me"];
 
-export const tabsFor = (user) => (isReviewer(user) ? CONSOLE_TABS : FIELD_TABS);
+export const ADMIN_TABS = ["queue", "conflicts", "dash", "devices", "admin-categories", "me"];
+
+export const tabsFor = (user) => (user?.role === "admin" ? ADMIN_TABS : isReviewer(user) ? CONSOLE_TABS : FIELD_TABS);
 export const homeOf = (user) => (isReviewer(user) ? "queue" : "capture");
 
 /** "#case/abc" → { name: "case", arg: "abc" }. */
@@ -49,7 +56,7 @@ export function resolve(hash, user) {
   const { name, arg } = parse(hash);
   if (!user || name === "login") return { name: "login", arg, route: ROUTES.login };
   const route = Object.hasOwn(ROUTES, name) && name !== "login" ? ROUTES[name] : null;
-  if (route && (!route.console || isReviewer(user))) return { name, arg, route };
+  if (route && (!route.console || isReviewer(user)) && (!route.admin || user.role === "admin")) return { name, arg, route };
   const home = homeOf(user);
   return { name: home, arg, route: ROUTES[home] };
 }
