@@ -114,6 +114,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.admin.people_routes import blp as admin_people_blp
     from app.admin.routes import blp as admin_blp
     from app.auth.routes import blp as auth_blp
     from app.cases.routes import blp as cases_blp
@@ -124,7 +125,7 @@ def register_blueprints(app: Flask) -> None:
     from app.stats.routes import blp as stats_blp  # also wires the points transition hook
     from app.open311.routes import blp as open311_blp
 
-    for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp, admin_blp):
+    for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp, admin_blp, admin_people_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
     from app.media.tus import blp as tus_blp
 
