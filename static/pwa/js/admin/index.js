@@ -1,0 +1,12 @@
+// 管理 (#admin): the admin console's index, one card per view. Each view is its own route and module (js/admin/),
+// loaded only when a reviewer or admin opens it. Reviewers manage the grid workers and volunteers of their township.
+import { t } from "../i18n.js";
+import { esc, view } from "../ui.js";
+
+/** [route, label key]: other admin views add their line here. */
+export const VIEWS = [["admin-people", "admin_people"], ["admin-audit", "admin_audit"]];
+
+export async function render() {
+  view().innerHTML = `<h2>${esc(t("admin_title"))}</h2>
+    ${VIEWS.map(([route, key]) => `<a class="card" style="display:block" href="#${route}" data-testid="${route}">${esc(t(key))}</a>`).join("")}`;
+}
