@@ -120,10 +120,11 @@ async function doImport() {
     const r = await sendRoster(false);
     const url = URL.createObjectURL(new Blob([r.codes_csv], { type: "text/csv;charset=utf-8" }));
     out.innerHTML = `<p class="ok" data-testid="imported">${esc(t("imported", { n: r.created.length }))}</p>
-      <a class="button primary" href="${url}" download="activation-codes.csv" data-testid="download-codes">${esc(t("download_codes"))}</a>`;
+      <p><a href="${url}" download="activation-codes.csv" data-testid="download-codes">${esc(t("download_codes"))}</a></p>`;
     $("#roster-import").disabled = true;
     roster = null;
-    list("", "");
+    await list("", "");
+    out.scrollIntoView({ block: "center" }); // the download is the one thing to do now (above the tabs)
   } catch (e) { out.innerHTML = `<p class="err">${esc(problemText(e))}</p>`; }
 }
 
