@@ -19,7 +19,7 @@ from app.auth.scope import region_criterion, region_visible, require_user_visibl
 from app.auth.services import revoke_user_sessions
 from app.database import utcnow
 from app.devices.models import Device
-from app.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from app.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from app.extensions import db
 from app.regions.models import LEVELS, Region
 from app.users.models import ROLES, User
@@ -415,9 +415,3 @@ def codes_csv(created: list[tuple[User, str]]) -> str:
     writer.writerows([user.username, user.display_name, code] for user, code in created)
     return "\ufeff" + out.getvalue()
 
-
-def find_user(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound()
-    return user

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 
-from pwa_helpers import INSIDE, PASSWORDS
+from pwa_helpers import INSIDE
 from test_field_app import capture, until, wait_all_sent
 
 PATH_A1 = "安阳街道/万松社区/万松社区第1网格"
@@ -64,7 +64,7 @@ def test_admin_imports_a_roster_and_a_new_worker_activates(phone, browser, live_
     page.fill("#people-q", "e2egw07")
     page.press("#people-q", "Enter")
     page.wait_for_selector(".person[data-username=e2egw07]")
-    text = page.inner_text(".person[data-username=e2egw07]")  # noqa: F841 (the card's words)
+    text = page.inner_text(".person[data-username=e2egw07]")
     assert "新网格员07" in text and "网格员" in text and PATH_A1 in text and "未激活" in text
     page.click("[data-tab=admin]")
     page.click("[data-testid=admin-audit]")
@@ -90,4 +90,3 @@ def test_admin_imports_a_roster_and_a_new_worker_activates(phone, browser, live_
         wait_all_sent(p)
     finally:
         worker.close()
-    assert PASSWORDS  # the demo users are untouched
