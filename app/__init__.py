@@ -131,6 +131,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.admin.people_routes import blp as admin_people_blp
     from app.admin.routes import blp as admin_blp
     from app.admin.rules_routes import blp as admin_rules_blp
     from app.auth.routes import blp as auth_blp
@@ -143,7 +144,7 @@ def register_blueprints(app: Flask) -> None:
     from app.sync.routes import blp as sync_blp
 
     for blp in (auth_blp, devices_blp, regions_blp, cases_blp, sync_blp, media_blp, admin_blp,
-                admin_rules_blp):
+                admin_rules_blp, admin_people_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
     from app.media.tus import blp as tus_blp
 

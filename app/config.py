@@ -57,6 +57,12 @@ class Config:
 
     # Password guessing: a handful of tries per username and address, then wait.
     LOGIN_RATE_LIMIT = "10 per minute"
+    # Activation codes (first login of an imported or reset account): long enough to hand out a printed
+    # roster and reach every village, short enough that a lost sheet stops mattering.
+    ACTIVATION_CODE_DAYS = 14
+    # A county's roster is a few thousand rows; a file beyond these is a mistake, not a roster.
+    ROSTER_MAX_BYTES = 5 * 1024 * 1024
+    ROSTER_MAX_ROWS = 10_000
     # A whole office behind one NAT address logs in at shift start: generous per address.
     LOGIN_IP_RATE_LIMIT = "60 per minute"
     # Where the limits above are counted: gridcase+db:// is the application's database, which every worker and

@@ -1,7 +1,7 @@
 """Every table, imported in one place so Alembic and ``db.create_all`` see them all."""
 
 from app.admin.models import AdminEvent  # noqa: F401
-from app.auth.models import AuthSession  # noqa: F401
+from app.auth.models import ActivationCode, AuthSession  # noqa: F401
 from app.cases.models import (  # noqa: F401
     CalendarDay,
     Case,

@@ -15,7 +15,7 @@ from factories import MICRO_A1_1, OUTSIDERS, TOWN_A
 from helpers import INSIDE_A1_1, Phone, fake_hash, new_id, note_op, report_op, transition_op, update_op
 
 PUBLIC = {"/api/openapi.json", "/api/docs", "/api/docs/<path:filename>", "/", "/<pwapath:filename>",
-          "/api/v1/auth/login",
+          "/api/v1/auth/login", "/api/v1/auth/activate",
           # operations: liveness, readiness, counters (no object of any township)
           "/healthz", "/readyz", "/metrics"}
 
@@ -38,8 +38,12 @@ def town_a(client, auth):
     created = client.post("/api/v1/uploads/", headers={**worker.headers, "Tus-Resumable": "1.0.0",
                                                         "Upload-Length": "100"})
     upload = created.headers["Location"].rsplit("/", 1)[1]
-    return {"case": case_id, "conflict": conflict, "device": worker.device_id, "held_case": held_case,
-            "photo": fake_hash("town-a-photo"), "upload": upload}
+    # an admin event about A's grid worker (the reviewer disables and enables them): for the audit route
+    worker_id = client.get("/api/v1/admin/people?q=wanggeyuan", headers=reviewer.headers).get_json()[0]["id"]
+    client.post(f"/api/v1/admin/people/{worker_id}/disable", headers=reviewer.headers)
+    client.post(f"/api/v1/admin/people/{worker_id}/enable", headers=reviewer.headers)
+    return {"worker_id": worker_id, "case": case_id, "conflict": conflict, "device": worker.device_id,
+            "held_case": held_case, "photo": fake_hash("town-a-photo"), "upload": upload}
 
 
 def _sync_body(device_id, ops):
@@ -108,6 +112,20 @@ ROUTES = {
     ("GET", "/api/v1/media/<sha256>"): lambda c, h, o, p: c.get(f"/api/v1/media/{o['photo']}?variant=thumb", headers=h),
     ("GET", "/api/v1/stats"): lambda c, h, o, p: c.get(f"/api/v1/stats?region={TOWN_A}", headers=h),
     ("GET", "/api/v1/points"): lambda c, h, o, p: c.get(f"/api/v1/points?region={TOWN_A}", headers=h),
+    ("GET", "/api/v1/admin/people"): lambda c, h, o, p: c.get("/api/v1/admin/people?limit=1000", headers=h),
+    ("POST", "/api/v1/admin/people"): lambda c, h, o, p: c.post("/api/v1/admin/people", headers=h, json={
+        "username": "intruder01", "role": "grid_worker", "region": "安阳街道/万松社区/万松社区第1网格"}),
+    ("GET", "/api/v1/admin/people/<int:user_id>"):
+        lambda c, h, o, p: c.get(f"/api/v1/admin/people/{o['worker_id']}", headers=h),
+    **{("POST", f"/api/v1/admin/people/<int:user_id>/{verb}"):
+       (lambda verb: lambda c, h, o, p: c.post(f"/api/v1/admin/people/{o['worker_id']}/{verb}", headers=h))(verb)  # noqa: B023
+       for verb in ("disable", "enable", "reset")},
+    ("POST", "/api/v1/admin/people/<int:user_id>/move"):
+        lambda c, h, o, p: c.post(f"/api/v1/admin/people/{o['worker_id']}/move", headers=h, json={"region": TOWN_A}),
+    ("POST", "/api/v1/admin/people/roster"): lambda c, h, o, p: c.post(
+        "/api/v1/admin/people/roster?dry_run=false", headers=h, content_type="multipart/form-data", data={"file": (
+            io.BytesIO("username,display_name,phone,role,region\nintruder02,x,,grid_worker,安阳街道/万松社区\n".encode()),
+            "r.csv")}),
     ("GET", "/api/v1/admin/audit"): lambda c, h, o, p: c.get("/api/v1/admin/audit?limit=500", headers=h),
     ("GET", "/api/v1/points/ledger"): lambda c, h, o, p: c.get("/api/v1/points/ledger", headers=h),
     # the rules are nationwide and admins' alone: everyone else gets 403
@@ -144,6 +162,8 @@ ROUTES = {
 }
 # Uploads act on the caller's own bytes, not on A's objects: refusing bad bytes (422) is their answer.
 UPLOADS = {"/api/v1/media/<sha256>", "/api/v1/media"}
+# Creating people in A's places: A's regions are unknown to an outsider, so the rows are refused (422) as bad.
+CREATIONS = {"/api/v1/admin/people", "/api/v1/admin/people/roster"}
 
 
 def _api_rules(app):
@@ -196,8 +216,11 @@ def test_outsiders_get_nothing_of_township_a(app, client, auth, town_a, username
             empty = body in ([], {}) or (isinstance(body, dict) and body.get("changes") == []) or (
                 rule == "/api/v1/points/ledger" and body["entries"] == [] and body["total"] == 0)
             mine_only = rule == "/api/v1/devices" and all(d["username"] == username for d in body)
-            assert empty or mine_only, f"{username} {method} {rule} got {json.dumps(body)[:300]}"
+            # a reviewer of B lists B's people (the leak check above holds none of A's in it)
+            own_people = rule == "/api/v1/admin/people" and all(not p["region"].startswith(TOWN_A) for p in body)
+            assert empty or mine_only or own_people, f"{username} {method} {rule} got {json.dumps(body)[:300]}"
         elif rule == "/api/v1/uploads/" and response.status_code == 201:
             assert not response.get_data(), "a creation answers with headers only"
-        elif response.status_code not in (200, 204) and not (rule in UPLOADS and response.status_code == 422):
+        elif response.status_code not in (200, 204) and not (rule in UPLOADS | CREATIONS
+                                                              and response.status_code == 422):
             assert response.status_code in (403, 404), (method, rule, response.status_code, text)

@@ -29,3 +29,17 @@ class AuthSession(db.Model):
 
     user: Mapped[User] = relationship(lazy="joined")
 
+
+
+class ActivationCode(db.Model):
+    """A one-time code that lets a new (or reset) account set its own password on first login.
+
+    Only a keyed hash is stored (HMAC-SHA256 with the app secret): a code is random and short-lived, so a
+    fast hash is enough, and a county's roster of thousands imports without an Argon2 run per row."""
+
+    __tablename__ = "activation_codes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -6,7 +6,7 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 
 from app.auth import services
-from app.auth.schemas import LoginIn, MeOut, TokensOut
+from app.auth.schemas import ActivateIn, LoginIn, MeOut, TokensOut
 from app.auth.tokens import auth_required, current_session, current_user, token_claims
 from app.database import utcnow
 from app.extensions import limiter
@@ -34,6 +34,19 @@ def login(data):
     """Log in on a device: a short access token and a long refresh token bound to that device."""
     tokens, user = services.login(data["username"], data["password"], data["device_id"],
                                   request.headers.get("User-Agent"))
+    return {**tokens, "user": user.to_dict(), "server_time": utcnow()}
+
+
+@blp.route("/auth/activate", methods=["POST"])
+@limiter.limit(_login_limit, key_func=_login_key)
+@limiter.limit(lambda: current_app.config["LOGIN_IP_RATE_LIMIT"], key_func=lambda: f"login-ip:{request.remote_addr}")
+@blp.arguments(ActivateIn)
+@blp.response(200, TokensOut)
+@blp.doc(security=[])
+def activate(data):
+    """First login of a new account with its one-time activation code: sets the password, then as login."""
+    tokens, user = services.activate(data["username"], data["code"], data["password"], data["device_id"],
+                                     request.headers.get("User-Agent"))
     return {**tokens, "user": user.to_dict(), "server_time": utcnow()}
 
 

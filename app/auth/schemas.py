@@ -9,6 +9,13 @@ class LoginIn(Schema):
     device_id = fields.String(required=True, validate=DEVICE_ID)
 
 
+class ActivateIn(Schema):
+    username = fields.String(required=True, validate=validate.Length(1, 64))
+    code = fields.String(required=True, load_only=True, validate=validate.Length(1, 32))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(8, 256))
+    device_id = fields.String(required=True, validate=DEVICE_ID)
+
+
 class UserOut(Schema):
     id = fields.Integer()
     username = fields.String()

@@ -9,6 +9,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import select, update
 
+from app.auth import activation
 from app.auth.models import AuthSession
 from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.scope import require_user_visible
@@ -43,6 +44,22 @@ def login(username: str, password: str, device_id: str, user_agent: str | None =
         raise Unauthorized("user_disabled")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    return open_session(user, device_id, user_agent), user
+
+
+def activate(username: str, code: str, password: str, device_id: str,
+             user_agent: str | None = None) -> tuple[dict, User]:
+    """First login of an imported or reset account: spend its activation code, set the password and open
+    a session as ``login`` does. Raises Unauthorized (``activation_invalid``, ``activation_expired``,
+    ``user_disabled``, ``device_revoked``), ValidationFailed (short password)."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    activation.spend(user, code, password)
+    return open_session(user, device_id, user_agent), user
+
+
+def open_session(user: User, device_id: str, user_agent: str | None) -> dict:
+    """A new session of ``user`` on ``device_id`` (committed); its tokens. Raises Unauthorized
+    (``device_revoked``)."""
     now = utcnow()
     device = db.session.get(Device, device_id)
     if device is None:
@@ -61,7 +78,7 @@ def login(username: str, password: str, device_id: str, user_agent: str | None =
     db.session.flush()
     tokens = _issue(session, user)
     db.session.commit()
-    return tokens, user
+    return tokens
 
 
 def refresh(claims: dict, session: AuthSession) -> tuple[dict, User]:
@@ -91,6 +108,15 @@ def logout(session: AuthSession) -> None:
         session.revoked_at = utcnow()
         session.revoked_reason = "logout"
     db.session.commit()
+
+
+def revoke_user_sessions(user_id: int, reason: str, at: datetime | None = None) -> int:
+    """End every session of a user (they log in again on each phone; the phones keep their outbox)."""
+    return db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=at or utcnow(), revoked_reason=reason)
+    ).rowcount
 
 
 def revoke_device_sessions(device_id: str, reason: str, at: datetime | None = None) -> int:

@@ -23,7 +23,7 @@ const SHELL = [
   "/vendor/leaflet/images/marker-shadow.png", "/vendor/leaflet/images/layers.png", "/vendor/leaflet/images/layers-2x.png",
   "/icons/icon-192.png", "/icons/icon-512.png", "/icons/icon-maskable-512.png",
 ];
-// The reviewer console (and its charts) is not precached: a field phone never downloads it. A reviewer's
+// The reviewer and admin consoles (and the charts) are not precached: a field phone never downloads it. A reviewer's
 // browser keeps each file in the shell cache the first time it is fetched, so the console opens offline too.
 const ON_FIRST_USE = [/^\/js\/review\//, /^\/js\/admin\//, /^\/js\/core\/charts\.js$/];
 const CACHED_API = [/^\/api\/v1\/categories$/, /^\/api\/v1\/workflow$/, /^\/api\/v1\/regions\/[^/]+\/geojson$/, /^\/api\/v1\/sync\/changes$/];

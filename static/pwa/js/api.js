@@ -46,9 +46,10 @@ function store(tokens, previous) {
 async function raw(path, { method = "GET", body, token, headers = {} } = {}) {
   const h = { "Accept-Language": langHeader(), ...headers };
   if (token) h.Authorization = `Bearer ${token}`;
-  if (body !== undefined && !(body instanceof Blob)) h["Content-Type"] = "application/json";
+  const bytes = body instanceof Blob || (typeof FormData !== "undefined" && body instanceof FormData);
+  if (body !== undefined && !bytes) h["Content-Type"] = "application/json";
   try {
-    return await fetch(path, { method, headers: h, body: body === undefined ? undefined : body instanceof Blob ? body : JSON.stringify(body) });
+    return await fetch(path, { method, headers: h, body: body === undefined ? undefined : bytes ? body : JSON.stringify(body) });
   } catch {
     throw new Offline();
   }
@@ -57,7 +58,16 @@ async function raw(path, { method = "GET", body, token, headers = {} } = {}) {
 /** Log in on this device. Another user than last time starts with a clean working set (cases, cursor,
  * cached reference data); the outbox stays: each op waits for its own user. */
 export async function login(username, password) {
-  const res = await raw("/api/v1/auth/login", { method: "POST", body: { username, password, device_id: await deviceId() } });
+  return startSession("/api/v1/auth/login", { username, password });
+}
+
+/** The first login of a new (or reset) account: its one-time activation code sets the password. */
+export async function activate(username, code, password) {
+  return startSession("/api/v1/auth/activate", { username, code, password });
+}
+
+async function startSession(path, body) {
+  const res = await raw(path, { method: "POST", body: { ...body, device_id: await deviceId() } });
   if (!res.ok) throw new HttpError(res.status, await readProblem(res), retryAfterOf(res));
   const tokens = await res.json();
   const last = await getMeta("last_user");

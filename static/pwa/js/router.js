@@ -25,19 +25,23 @@ export const ROUTES = Object.freeze({
   conflicts: { module: "review/conflicts.js", tab: "conflicts", console: true },
   dash: { module: "review/dashboard.js", tab: "dash", console: true },
   devices: { module: "review/devices.js", tab: "devices", console: true },
-  "admin-categories": { module: "admin/categories.js", tab: "admin-categories", console: true, admin: true },
-  "admin-time-limits": { module: "admin/time-limits.js", tab: "admin-categories", console: true, admin: true },
-  "admin-calendar": { module: "admin/calendar.js", tab: "admin-categories", console: true, admin: true },
-  "admin-regions": { module: "admin/regions.js", tab: "admin-categories", console: true, admin: true },
+  "admin-categories": { module: "admin/categories.js", tab: "admin", console: true, admin: true },
+  "admin-time-limits": { module: "admin/time-limits.js", tab: "admin", console: true, admin: true },
+  "admin-calendar": { module: "admin/calendar.js", tab: "admin", console: true, admin: true },
+  "admin-regions": { module: "admin/regions.js", tab: "admin", console: true, admin: true },
+  // the admin console (js/admin/): its index, then one route per view, loaded only when opened
+  admin: { module: "admin/index.js", tab: "admin", console: true },
+  "admin-people": { module: "admin/people.js", tab: "admin", console: true },
+  "admin-audit": { module: "admin/audit.js", tab: "admin", console: true },
 });
 
 /** A route's view module (relative to this file; loaded once, then from the module map). */
 export const load = (route) => import(`./${route.module}`);
 
 export const FIELD_TABS = ["capture", "tasks", "map", "outbox", "me"];
-export const CONSOLE_TABS = ["queue", "conflicts", "dash", "devices", "me"];
+export const CONSOLE_TABS = ["queue", "conflicts", "dash", "devices", "admin", "me"];
 
-export const ADMIN_TABS = ["queue", "conflicts", "dash", "devices", "admin-categories", "me"];
+export const ADMIN_TABS = CONSOLE_TABS; // the rules are views of 管理 too, for admins only
 
 export const tabsFor = (user) => (user?.role === "admin" ? ADMIN_TABS : isReviewer(user) ? CONSOLE_TABS : FIELD_TABS);
 export const homeOf = (user) => (isReviewer(user) ? "queue" : "capture");
