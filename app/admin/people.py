@@ -108,7 +108,9 @@ def _require_manageable(actor: User, target: User) -> User:
 
 
 def get_person(actor: User, user_id: int) -> User:
-    return _require_manageable(actor, db.session.get(User, user_id))
+    # an id no integer column can hold is no one (not a database error)
+    found = db.session.get(User, user_id) if 0 < user_id < 2**31 else None
+    return _require_manageable(actor, found)
 
 
 def _resolve_region(actor: User, text: str) -> Region:

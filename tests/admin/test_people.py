@@ -61,3 +61,12 @@ def test_reviewers_manage_only_field_people_of_their_township(app_ctx, client, a
         "username": "zhiyuanzhe", "role": "volunteer", "region": GRID_A1})
     assert taken.status_code == 409
     assert db.session.scalar(select(User.disabled_at).where(User.username == "worker_b")) is None
+
+
+def test_an_id_no_column_can_hold_is_no_one(client, auth):
+    """A 35-digit id is a 404 like any unknown person, not a database overflow (found by the API fuzzer)."""
+    headers = auth.headers("admin")
+    huge = "88231547379435606339981913033277440"
+    assert client.get(f"/api/v1/admin/people/{huge}", headers=headers).status_code == 404
+    refused = client.post(f"/api/v1/admin/people/{huge}/reset", headers=headers)
+    assert refused.status_code == 404 and refused.get_json()["code"] == "not_found"

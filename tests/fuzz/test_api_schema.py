@@ -60,7 +60,7 @@ def tokens(auth) -> dict:
 # Paths that are also instances of another documented template: werkzeug routes ``/cases/transitions`` to
 # ``GET /cases/{case_id}`` too (and ``/media/missing`` to ``GET|PUT /media/{sha256}``), so an OPTIONS answer
 # rightly lists those methods in ``Allow``; the spec itself has both templates.
-OVERLAPPING_PATHS = {"/api/v1/cases/transitions", "/api/v1/media/missing"}
+OVERLAPPING_PATHS = {"/api/v1/cases/transitions", "/api/v1/media/missing", "/api/v1/admin/categories/order"}
 
 # Rules OpenAPI cannot state, by operation: which error fields (or "code:…") a 422 may name for data that is
 # valid by the schema alone. Anything else refused on schema-valid data still fails the run.
@@ -82,6 +82,13 @@ SEMANTIC_REFUSALS = {
     ("POST", "/api/v1/media"): {"code:photo_empty", "code:photo_unsupported_format", "code:photo_corrupt"},
     ("PUT", "/api/v1/media/{sha256}"): {"code:photo_empty", "code:photo_unsupported_format", "code:photo_corrupt",
                                         "code:hash_mismatch"},
+    # people: the region must exist and be the caller's to manage, the role one they may give, the username free;
+    # a roster must be a CSV or XLSX file with the columns, and no bad rows to be imported
+    ("POST", "/api/v1/admin/people"): {"region", "role", "username", "phone", "display_name",
+                                       "code:username_taken", "code:person_not_manageable", "code:unknown_region"},
+    ("POST", "/api/v1/admin/people/{user_id}/move"): {"region", "code:person_not_manageable", "code:unknown_region"},
+    ("POST", "/api/v1/admin/people/roster"): {"code:roster_bad_file", "code:roster_no_header", "code:roster_has_errors",
+                                              "code:roster_too_many_rows", "code:roster_too_large", "file"},
     # tus: metadata must be base64 pairs (sha256: a hex digest), the size within the limit and the day's quota;
     # a chunk must start at the upload's offset and fit in what is left
     ("POST", "/api/v1/uploads/"): {"code:tus_bad_metadata", "code:payload_too_large", "code:upload_quota"},
