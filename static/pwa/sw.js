@@ -9,7 +9,7 @@
 // sync code (one implementation; the same cross-tab lock).
 import { syncNow } from "/js/sync.js";
 
-const VERSION = "gridcase-shell-v7";
+const VERSION = "gridcase-shell-v8";
 const API_CACHE = "gridcase-api-v1";
 const SHELL = [
   "/", "/index.html", "/manifest.webmanifest", "/css/app.css",

@@ -3,6 +3,7 @@
 // outbox stays untouched meanwhile. Refreshes are serialised across tabs: refresh tokens rotate, and an
 // old one presented twice revokes the device.
 import { delMeta, deviceId, getMeta, setMeta } from "./db.js";
+import { parseRetryAfter } from "./core/outbox.js";
 
 const EARLY_MS = 60_000; // refresh this long before the access token's expiry (slow networks, skewed clocks)
 
@@ -25,14 +26,7 @@ async function readProblem(res) {
   try { return await res.json(); } catch { return { code: `http_${res.status}` }; }
 }
 
-function retryAfterOf(res) {
-  const v = res.headers.get("Retry-After");
-  if (!v) return null;
-  const s = Number(v);
-  if (Number.isFinite(s)) return s;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? Math.max(0, (t - Date.now()) / 1000) : null;
-}
+function retryAfterOf(res) { return parseRetryAfter(res.headers.get("Retry-After")); }
 
 export async function session() { return getMeta("session"); }
 
@@ -150,7 +144,7 @@ async function putWithFetch(sha256, blob, token) {
       Authorization: `Bearer ${token}`, "Content-Type": "application/octet-stream", "Accept-Language": langHeader() } });
   } catch { throw new Offline(); }
   const body = await res.json().catch(() => null);
-  return { status: res.status, body, retryAfter: Number(res.headers.get("Retry-After")) || null };
+  return { status: res.status, body, retryAfter: retryAfterOf(res) };
 }
 
 /** PUT a photo as the raw body with upload progress (XMLHttpRequest: fetch has no upload progress). */
@@ -165,7 +159,7 @@ export async function putPhoto(sha256, blob, onProgress) {
     xhr.onload = () => {
       let p = null;
       try { p = JSON.parse(xhr.responseText); } catch { /* empty */ }
-      resolve({ status: xhr.status, body: p, retryAfter: Number(xhr.getResponseHeader("Retry-After")) || null });
+      resolve({ status: xhr.status, body: p, retryAfter: parseRetryAfter(xhr.getResponseHeader("Retry-After")) });
     };
     xhr.onerror = () => reject(new Offline());
     xhr.ontimeout = () => reject(new Offline("timeout"));
@@ -218,7 +212,7 @@ export async function tusPhoto(sha256, blob, onProgress) {
     }
     if (!res.ok) {
       if (res.status === 404 || res.status === 410) await delMeta(key);
-      throw new HttpError(res.status, await res.json().catch(() => null), Number(res.headers.get("Retry-After")) || null);
+      throw new HttpError(res.status, await res.json().catch(() => null), retryAfterOf(res));
     }
     offset = Number(res.headers.get("Upload-Offset")) || offset + chunk.byteLength;
     if (onProgress) onProgress(offset / blob.size);

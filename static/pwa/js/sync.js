@@ -1,4 +1,4 @@
-// The sync engine: photos first, then ops in batches of ≤ 50 in seq order, per-op results applied to the
+// The sync engine: ops first in batches of ≤ 50 in seq order, then photos, per-op results applied to the
 // outbox, back-off on retry/429/5xx/no network, then a pull of my cases. One sync at a time across tabs
 // (Web Locks); other tabs hear about changes over a BroadcastChannel.
 import * as store from "./db.js";
@@ -7,7 +7,7 @@ import {
   applyResults, expired, failBatch, nextWake, outboxSummary, pickBatch, recover, rejectBatch,
   STATES, toOp,
 } from "./core/outbox.js";
-import { backoffMs } from "./core/outbox.js";
+import { backoffMs, syncSteps } from "./core/outbox.js";
 import { isoWithOffset } from "./core/time.js";
 
 const channel = "BroadcastChannel" in self ? new BroadcastChannel("gridcase") : null;
@@ -75,11 +75,8 @@ async function doSync(reason) {
     if (!s || s.login_required) { setPhase("idle", { login_required: Boolean(s?.login_required) }); return { login_required: true }; }
     const stale = recover(await store.allItems(), Date.now());
     if (stale.length) await store.putItems(stale);
-    await uploadPhotos();
-    await pushOps();
-    await pull();
-    await refreshReference();
-    await tidy();
+    const steps = { ops: pushOps, photos: uploadPhotos, pull, reference: () => refreshReference(), tidy };
+    for (const step of syncSteps()) await steps[step]();
     setPhase("idle", { last_ok: Date.now(), login_required: false, progress: null });
     return { ok: true };
   } catch (e) {
@@ -94,7 +91,7 @@ async function doSync(reason) {
   }
 }
 
-/** Photos go first: ask which the server lacks, PUT those (with progress), mark the rest sent. Every photo
+/** Photos follow the ops: ask which the server lacks, PUT those (with progress), mark the rest sent. Every photo
  * not yet known to be on the server is tried, also those of ops already sent (their case lists them as
  * missing until they land). Up to UPLOAD_CONCURRENCY PUTs run at once (the server decodes each photo: on a
  * weak network the pipe is the limit, over Wi-Fi the server's cores are). A photo being sent is marked in

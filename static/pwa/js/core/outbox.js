@@ -86,6 +86,22 @@ export function outboxSummary(items) {
   return { pending: unsent.length, oldest: oldest === null ? null : new Date(oldest).toISOString() };
 }
 
+/** The order of one sync run. Ops go before photos: a report's text never waits for its photos (the
+ * server lists the links it lacks as missing_photos until the bytes come), so on a weak link the text
+ * lands first and the photos follow. Then my cases are pulled, the reference data refreshed, the outbox tidied. */
+export function syncSteps() {
+  return ["ops", "photos", "pull", "reference", "tidy"];
+}
+
+/** Seconds a Retry-After header asks us to wait (delta-seconds or an HTTP date), or null. */
+export function parseRetryAfter(value, now = Date.now()) {
+  if (value == null || String(value).trim() === "") return null;
+  const s = Number(value);
+  if (Number.isFinite(s)) return Math.max(0, s);
+  const t = Date.parse(value);
+  return Number.isFinite(t) ? Math.max(0, (t - now) / 1000) : null;
+}
+
 /** Exponential back-off with jitter (half fixed, half random) capped at `capMs`; a server's
  * Retry-After is a floor. `attempt` counts from 1. */
 export function backoffMs(attempt, { baseMs = 2000, capMs = 10 * 60 * 1000, retryAfterS = null,
