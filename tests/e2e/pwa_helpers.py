@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import uuid
 from pathlib import Path
 
 import requests
@@ -50,3 +51,21 @@ class Api:
         r = self.http.post(self.base_url + path, json=body, headers={"Authorization": headers["Authorization"]})
         assert r.status_code == 200, r.text
         return r.json()
+
+
+MICRO = "3303810010010101"  # 万松社区第1网格 · 1号微网格 of the demo city
+
+
+def report_from_another_phone(api, username: str, description: str, *, risk: str = "yellow",
+                              category: str = "public_order", device: str | None = None) -> str:
+    """A case reported by ``username`` from another phone, through the sync API (state reported, version 1)."""
+    device = device or f"e2e-{username}-{uuid.uuid4().hex[:6]}"
+    phone = api.login(username, device_id=device)
+    case_id = str(uuid.uuid4())
+    answer = api.post(phone, "/api/v1/sync", {"device_id": device, "ops": [{
+        "op_id": str(uuid.uuid4()), "seq": 1, "type": "report.create", "report": {
+            "id": case_id, "category": category, "risk_level": risk, "description": description,
+            "micro_grid_id": MICRO, "location": {"lat": INSIDE["latitude"], "lon": INSIDE["longitude"], "accuracy_m": 5},
+            "captured_at": "2026-11-22T08:03:11+08:00", "photos": []}}]})
+    assert answer["results"][0]["status"] == "applied"
+    return case_id

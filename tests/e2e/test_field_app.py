@@ -67,9 +67,12 @@ def until(page, js, arg=None, timeout_s=30.0):
 
 
 def wait_all_sent(page, timeout_s=30.0):
+    """Every op answered and every photo uploaded (ops go first, their photos after them)."""
     until(page, """async () => {
         const items = await window.gridcase.store.allItems();
-        return items.length > 0 && items.every((i) => ["sent", "held", "conflict", "needs_fixing"].includes(i.state));
+        const photos = await window.gridcase.store.allPhotos();
+        return items.length > 0 && items.every((i) => ["sent", "held", "conflict", "needs_fixing"].includes(i.state))
+            && photos.every((p) => p.state === "sent" || p.state === "failed");
     }""", timeout_s=timeout_s)
 
 

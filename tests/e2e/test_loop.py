@@ -9,27 +9,16 @@ import time
 import uuid
 
 import pytest
-from pwa_helpers import INSIDE, PHOTOS
+from pwa_helpers import PHOTOS, report_from_another_phone
 from test_field_app import items, log_in, wait_all_sent
 from test_reviewer_console import act, desk, log_in_reviewer  # noqa: F401  (desk is a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-MICRO = "3303810010010101"
 
 
-def report(api, username, description, *, risk="yellow", category="public_order"):
-    """A case reported from another phone of ``username``'s (state reported, version 1)."""
-    device = f"e2e-loop-{username}-{uuid.uuid4().hex[:6]}"
-    phone = api.login(username, device_id=device)
-    case_id = str(uuid.uuid4())
-    answer = api.post(phone, "/api/v1/sync", {"device_id": device, "ops": [{
-        "op_id": str(uuid.uuid4()), "seq": 1, "type": "report.create", "report": {
-            "id": case_id, "category": category, "risk_level": risk, "description": description,
-            "micro_grid_id": MICRO, "location": {"lat": INSIDE["latitude"], "lon": INSIDE["longitude"], "accuracy_m": 5},
-            "captured_at": "2026-11-22T08:03:11+08:00", "photos": []}}]})
-    assert answer["results"][0]["status"] == "applied"
-    return case_id
+def report(api, username, description, **kwargs):
+    return report_from_another_phone(api, username, description, **kwargs)
 
 
 def move(api, who, case_id, action, **body):

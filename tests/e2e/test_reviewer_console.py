@@ -9,13 +9,12 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-from pwa_helpers import INSIDE, PASSWORDS, PHONE, PHOTOS, SCREENSHOTS
+from pwa_helpers import PASSWORDS, PHONE, PHOTOS, SCREENSHOTS, report_from_another_phone
 from test_field_app import items, log_in, until, wait_all_sent
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DESKTOP = {"width": 1280, "height": 800}
-MICRO = "3303810010010101"
 
 
 def shot(page, name, full_page=False):
@@ -44,17 +43,9 @@ def log_in_reviewer(page, username="reviewer"):
     until(page, "() => navigator.serviceWorker.controller !== null")  # not wait_for_function: the CSP forbids eval
 
 
-def report(api, description, *, risk="yellow", category="public_order", device="e2e-console-phone"):
+def report(api, description, *, device="e2e-console-phone", **kwargs):
     """A case reported from another phone of wanggeyuan's (state reported, version 1)."""
-    phone = api.login("wanggeyuan", device_id=device)
-    case_id = str(uuid.uuid4())
-    answer = api.post(phone, "/api/v1/sync", {"device_id": device, "ops": [{
-        "op_id": str(uuid.uuid4()), "seq": 1, "type": "report.create", "report": {
-            "id": case_id, "category": category, "risk_level": risk, "description": description,
-            "micro_grid_id": MICRO, "location": {"lat": INSIDE["latitude"], "lon": INSIDE["longitude"], "accuracy_m": 5},
-            "captured_at": "2026-11-22T08:03:11+08:00", "photos": []}}]})
-    assert answer["results"][0]["status"] == "applied"
-    return case_id
+    return report_from_another_phone(api, "wanggeyuan", description, device=device, **kwargs)
 
 
 def search(page, text):
